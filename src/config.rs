@@ -1,0 +1,1 @@
+//! `vigil.toml`: serde configuration, resolved into settings.

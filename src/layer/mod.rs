@@ -1,0 +1,1 @@
+//! Layer walk: blob -> decompression -> streaming tar -> the claimed files of one layer, whiteouts recorded.

@@ -1,0 +1,17 @@
+//! Vigil: keeps watch over OCI container registries.
+//!
+//! Modules are listed in pipeline order; data flows one way, from the registry crawl down to the
+//! warehouse. A stage may use the stages above it and the shared leaves (`model`, `version`).
+
+pub mod cli;
+pub mod config;
+pub mod model;
+
+pub mod registry;
+
+pub mod extract;
+pub mod layer;
+
+pub mod matcher;
+pub mod version;
+pub mod vulndb;

@@ -1,0 +1,1 @@
+//! Matching: inventory x advisories -> findings (ranges, source packages, severity, patchable).

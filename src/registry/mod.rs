@@ -1,0 +1,1 @@
+//! OCI distribution client: auth challenges, catalog and tag paging, manifests, blobs, retries.

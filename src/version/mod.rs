@@ -1,0 +1,1 @@
+//! Version ordering, one type per scheme (dpkg, apk, rpm, SemVer, Go, PEP 440, Maven).
