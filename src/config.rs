@@ -1,1 +1,698 @@
-//! `vigil.toml`: serde configuration, resolved into settings.
+//! `vigil.toml`: the serde configuration file, checked and resolved into [`Settings`] once at start-up.
+//!
+//! Unknown fields are rejected with the line named. Secrets never live in the file: it names environment
+//! variables or a docker `config.json`, and [`Secret`] keeps their values out of logs and errors.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration cannot be used. All of these end the run with exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A value that must never be printed: passwords and tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    /// The value itself, only for building an `Authorization` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default = "default_warehouse")]
+    pub warehouse: PathBuf,
+    #[serde(default = "default_advisory_db")]
+    pub advisory_db: PathBuf,
+    #[serde(default = "default_schedules")]
+    pub schedules: PathBuf,
+    /// Where per-layer inventories are cached between runs.
+    #[serde(default = "default_cache")]
+    pub cache: PathBuf,
+    #[serde(default)]
+    pub subscription: Vec<SubscriptionConfig>,
+}
+
+fn default_warehouse() -> PathBuf {
+    PathBuf::from("./vigil-data/warehouse")
+}
+fn default_advisory_db() -> PathBuf {
+    PathBuf::from("./vigil-data/db")
+}
+fn default_schedules() -> PathBuf {
+    PathBuf::from("./schedules")
+}
+fn default_cache() -> PathBuf {
+    PathBuf::from("./vigil-data/cache")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    pub id: String,
+    #[serde(default)]
+    pub registry: Vec<RegistryConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Unique inside the subscription; the warehouse partition value.
+    pub name: String,
+    /// `https://host[:port]`, `http://host[:port]` (with `insecure_http`), or `oci:/path/to/layout`.
+    pub url: String,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_http: bool,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Globs over repository names; empty means every repository.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Platforms to scan, as `os/arch[/variant]` globs. Others are reported as not scanned.
+    #[serde(default = "default_platforms")]
+    pub platforms: Vec<String>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Per-request timeout in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_max_concurrency() -> usize {
+    8
+}
+fn default_page_size() -> u32 {
+    100
+}
+fn default_platforms() -> Vec<String> {
+    vec!["linux/*".to_string()]
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+/// How a registry is authenticated. Secrets come from the environment or a docker config, never the file.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AuthConfig {
+    #[default]
+    Anonymous,
+    Basic {
+        username: String,
+        password_env: String,
+    },
+    /// A ready token sent as `Authorization: Bearer`.
+    Bearer { token_env: String },
+    /// `auths` of a docker `config.json`; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
+    DockerConfig { path: Option<PathBuf> },
+}
+
+/// Retry policy for connection errors, 429 and 5xx.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+fn default_initial_backoff() -> u64 {
+    200
+}
+fn default_max_backoff() -> u64 {
+    30_000
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: default_attempts(),
+            initial_backoff_ms: default_initial_backoff(),
+            max_backoff_ms: default_max_backoff(),
+        }
+    }
+}
+
+/// Resolved settings: paths made absolute against the config file's folder, credentials read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub warehouse: PathBuf,
+    pub advisory_db: PathBuf,
+    pub schedules: PathBuf,
+    pub cache: PathBuf,
+    pub subscriptions: Vec<Subscription>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub registries: Vec<RegistrySettings>,
+}
+
+/// Where a registry's images come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An OCI distribution API base URL (scheme, host and port only).
+    Http(url::Url),
+    /// A directory in the OCI image layout.
+    Layout(PathBuf),
+}
+
+/// Resolved credentials for one registry.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Anonymous,
+    Basic { username: String, password: Secret },
+    Bearer { token: Secret },
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub subscription: String,
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub credentials: Credentials,
+    pub ca_file: Option<PathBuf>,
+    pub max_concurrency: usize,
+    pub repositories: Option<globset::GlobSet>,
+    pub page_size: u32,
+    pub platforms: globset::GlobSet,
+    pub retry: RetryConfig,
+    pub timeout: std::time::Duration,
+}
+
+impl RegistrySettings {
+    /// Whether `repository` is selected by the `repositories` globs.
+    pub fn wants_repository(&self, repository: &str) -> bool {
+        self.repositories
+            .as_ref()
+            .is_none_or(|set| set.is_match(repository))
+    }
+
+    /// Whether a platform (`os/arch[/variant]`) is scanned.
+    pub fn wants_platform(&self, platform: &str) -> bool {
+        self.platforms.is_match(platform)
+    }
+
+    /// Settings for an ad-hoc registry named on the command line (anonymous, defaults).
+    pub fn ad_hoc(endpoint: Endpoint) -> RegistrySettings {
+        RegistrySettings {
+            subscription: "adhoc".into(),
+            name: "adhoc".into(),
+            endpoint,
+            credentials: Credentials::Anonymous,
+            ca_file: None,
+            max_concurrency: default_max_concurrency(),
+            repositories: None,
+            page_size: default_page_size(),
+            platforms: glob_set(&default_platforms()).expect("default platform glob is valid"),
+            retry: RetryConfig::default(),
+            timeout: std::time::Duration::from_secs(default_timeout()),
+        }
+    }
+}
+
+fn glob_set(patterns: &[String]) -> Result<globset::GlobSet, globset::Error> {
+    let mut builder = globset::GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(
+            globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .build()?,
+        );
+    }
+    builder.build()
+}
+
+/// Reads and resolves a config file. `env` looks up environment variables (a parameter so tests need not
+/// mutate the process environment).
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let file: ConfigFile = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: describe_toml_error(&text, &err),
+    })?;
+    resolve(file, path, &base, env)
+}
+
+/// Parses config text (for the embedded demo config and tests); relative paths resolve against `base`.
+pub fn load_str(
+    text: &str,
+    name: &Path,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let file: ConfigFile = toml::from_str(text).map_err(|err| ConfigError::Parse {
+        path: name.to_path_buf(),
+        message: describe_toml_error(text, &err),
+    })?;
+    resolve(file, name, base, env)
+}
+
+/// The toml error with its line number stated plainly (toml reports a byte span).
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().to_string();
+    match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+fn resolve(
+    file: ConfigFile,
+    config_path: &Path,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: config_path.to_path_buf(),
+        message,
+    };
+    let absolute = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let mut subscription_ids = BTreeSet::new();
+    let mut subscriptions = Vec::new();
+    for sub in file.subscription {
+        check_name("subscription id", &sub.id).map_err(&invalid)?;
+        if !subscription_ids.insert(sub.id.clone()) {
+            return Err(invalid(format!(
+                "subscription id {:?} is used twice",
+                sub.id
+            )));
+        }
+        let mut names = BTreeSet::new();
+        let mut registries = Vec::new();
+        for reg in sub.registry {
+            let context = format!("subscription {:?} registry {:?}", sub.id, reg.name);
+            check_name("registry name", &reg.name).map_err(&invalid)?;
+            if !names.insert(reg.name.clone()) {
+                return Err(invalid(format!(
+                    "registry name {:?} is used twice in subscription {:?}",
+                    reg.name, sub.id
+                )));
+            }
+            let endpoint = parse_endpoint(&reg.url, reg.insecure_http, base)
+                .map_err(|m| invalid(format!("{context}: {m}")))?;
+            let credentials = resolve_credentials(&reg.auth, &endpoint, env)
+                .map_err(|m| invalid(format!("{context}: {m}")))?;
+            if reg.max_concurrency == 0 {
+                return Err(invalid(format!(
+                    "{context}: max_concurrency must be at least 1"
+                )));
+            }
+            if !(1..=1000).contains(&reg.page_size) {
+                return Err(invalid(format!("{context}: page_size must be 1 to 1000")));
+            }
+            if reg.retry.max_attempts == 0 {
+                return Err(invalid(format!(
+                    "{context}: retry.max_attempts must be at least 1"
+                )));
+            }
+            let repositories = if reg.repositories.is_empty() {
+                None
+            } else {
+                Some(
+                    glob_set(&reg.repositories)
+                        .map_err(|e| invalid(format!("{context}: repositories: {e}")))?,
+                )
+            };
+            let platforms = glob_set(&reg.platforms)
+                .map_err(|e| invalid(format!("{context}: platforms: {e}")))?;
+            registries.push(RegistrySettings {
+                subscription: sub.id.clone(),
+                name: reg.name,
+                endpoint,
+                credentials,
+                ca_file: reg.ca_file.as_deref().map(absolute),
+                max_concurrency: reg.max_concurrency,
+                repositories,
+                page_size: reg.page_size,
+                platforms,
+                retry: reg.retry,
+                timeout: std::time::Duration::from_secs(reg.timeout_secs.max(1)),
+            });
+        }
+        subscriptions.push(Subscription {
+            id: sub.id,
+            registries,
+        });
+    }
+    Ok(Settings {
+        config_path: config_path.to_path_buf(),
+        warehouse: absolute(&file.warehouse),
+        advisory_db: absolute(&file.advisory_db),
+        schedules: absolute(&file.schedules),
+        cache: absolute(&file.cache),
+        subscriptions,
+    })
+}
+
+/// Names become partition values and file names: keep them to a safe alphabet.
+fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {name:?} must be 1-128 characters of letters, digits, '-', '_' or '.', not starting with '.'"
+        ))
+    }
+}
+
+/// Parses a registry `url`: `oci:PATH`, `https://host[:port]`, or `http://...` when allowed.
+pub fn parse_endpoint(text: &str, insecure_http: bool, base: &Path) -> Result<Endpoint, String> {
+    if let Some(path) = text.strip_prefix("oci:") {
+        if path.is_empty() {
+            return Err("oci: URL names no directory".into());
+        }
+        let path = Path::new(path);
+        return Ok(Endpoint::Layout(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base.join(path)
+        }));
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("invalid url {text:?}: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if insecure_http => {}
+        "http" => {
+            return Err(format!(
+                "url {text:?} is plain HTTP; set insecure_http = true to allow it for this registry"
+            ))
+        }
+        other => return Err(format!("url {text:?} has unsupported scheme {other:?}")),
+    }
+    if url.host_str().is_none() {
+        return Err(format!("url {text:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("url must not contain credentials; use auth instead".into());
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(format!("url {text:?} must not have a path"));
+    }
+    Ok(Endpoint::Http(url))
+}
+
+fn resolve_credentials(
+    auth: &AuthConfig,
+    endpoint: &Endpoint,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Credentials, String> {
+    let from_env = |var: &str| {
+        env(var)
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| format!("environment variable {var} is not set or empty"))
+    };
+    match auth {
+        AuthConfig::Anonymous => Ok(Credentials::Anonymous),
+        AuthConfig::Basic {
+            username,
+            password_env,
+        } => Ok(Credentials::Basic {
+            username: username.clone(),
+            password: from_env(password_env)?,
+        }),
+        AuthConfig::Bearer { token_env } => Ok(Credentials::Bearer {
+            token: from_env(token_env)?,
+        }),
+        AuthConfig::DockerConfig { path } => {
+            let Endpoint::Http(url) = endpoint else {
+                return Err("docker-config auth applies to HTTP registries only".into());
+            };
+            let path = match path {
+                Some(p) => p.clone(),
+                None => match (env("DOCKER_CONFIG"), env("HOME")) {
+                    (Some(dir), _) => Path::new(&dir).join("config.json"),
+                    (None, Some(home)) => Path::new(&home).join(".docker/config.json"),
+                    (None, None) => return Err("cannot locate docker config.json".into()),
+                },
+            };
+            docker_config_credentials(&path, url)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DockerConfigJson {
+    #[serde(default)]
+    auths: std::collections::BTreeMap<String, DockerAuthEntry>,
+}
+
+#[derive(Deserialize)]
+struct DockerAuthEntry {
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    identitytoken: Option<String>,
+}
+
+/// Looks the registry's `host[:port]` up in a docker `config.json`'s `auths`.
+fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials, String> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read docker config {}: {e}", path.display()))?;
+    let config: DockerConfigJson = serde_json::from_str(&text)
+        .map_err(|e| format!("invalid docker config {}: {e}", path.display()))?;
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let entry = config
+        .auths
+        .iter()
+        .find(|(key, _)| {
+            let key = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            key.split('/').next() == Some(host.as_str())
+        })
+        .map(|(_, entry)| entry)
+        .ok_or_else(|| {
+            format!(
+                "docker config {} has no auths entry for {host}",
+                path.display()
+            )
+        })?;
+    if let Some(token) = &entry.identitytoken {
+        return Ok(Credentials::Bearer {
+            token: Secret::new(token.clone()),
+        });
+    }
+    if let (Some(username), Some(password)) = (&entry.username, &entry.password) {
+        return Ok(Credentials::Basic {
+            username: username.clone(),
+            password: Secret::new(password.clone()),
+        });
+    }
+    let encoded = entry
+        .auth
+        .as_deref()
+        .ok_or_else(|| format!("docker config entry for {host} has no credentials"))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| {
+            format!("docker config entry for {host}: auth is not base64 of user:password")
+        })?;
+    let (username, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| format!("docker config entry for {host}: auth is not user:password"))?;
+    Ok(Credentials::Basic {
+        username: username.to_string(),
+        password: Secret::new(password.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        load_str(text, Path::new("vigil.toml"), Path::new("/etc/vigil"), env)
+    }
+
+    #[test]
+    fn full_example_resolves() {
+        let text = r#"
+warehouse = "./vigil-data/warehouse"
+advisory_db = "/var/lib/vigil/db"
+
+[[subscription]]
+id = "prod"
+[[subscription.registry]]
+name = "main"
+url = "https://registry.example.com"
+auth = { kind = "basic", username = "scanner", password_env = "MAIN_REGISTRY_PASSWORD" }
+ca_file = "ca.pem"
+max_concurrency = 4
+repositories = ["team-a/*"]
+
+[[subscription.registry]]
+name = "demo"
+url = "oci:layouts/demo"
+"#;
+        let env = |k: &str| (k == "MAIN_REGISTRY_PASSWORD").then(|| "s3cret".to_string());
+        let settings = parse(text, &env).unwrap();
+        assert_eq!(
+            settings.warehouse,
+            Path::new("/etc/vigil/./vigil-data/warehouse")
+        );
+        assert_eq!(settings.advisory_db, Path::new("/var/lib/vigil/db"));
+        let main = &settings.subscriptions[0].registries[0];
+        assert!(
+            matches!(&main.credentials, Credentials::Basic { username, password }
+            if username == "scanner" && password.expose() == "s3cret")
+        );
+        assert_eq!(
+            main.ca_file.as_deref(),
+            Some(Path::new("/etc/vigil/ca.pem"))
+        );
+        assert!(main.wants_repository("team-a/api"));
+        assert!(main.wants_repository("team-a/deep/api"));
+        assert!(!main.wants_repository("team-b/api"));
+        assert!(main.wants_platform("linux/amd64"));
+        assert!(main.wants_platform("linux/arm/v7"));
+        assert!(!main.wants_platform("windows/amd64"));
+        assert_eq!(
+            settings.subscriptions[0].registries[1].endpoint,
+            Endpoint::Layout(PathBuf::from("/etc/vigil/layouts/demo"))
+        );
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_field_names_the_line() {
+        let text = "warehouse = \"w\"\n\n[[subscription]]\nid = \"prod\"\ncolour = \"blue\"\n";
+        let err = parse(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_context() {
+        let cases = [
+            ("[[subscription]]\nid = \"a/b\"\n", "subscription id"),
+            (
+                "[[subscription]]\nid = \"p\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"http://x\"\n",
+                "insecure_http",
+            ),
+            (
+                "[[subscription]]\nid = \"p\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"https://x\"\nauth = { kind = \"basic\", username = \"u\", password_env = \"NOPE\" }\n",
+                "NOPE",
+            ),
+            (
+                "[[subscription]]\nid = \"p\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"https://x\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"https://y\"\n",
+                "used twice",
+            ),
+            (
+                "[[subscription]]\nid = \"p\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"https://u:p@x\"\n",
+                "credentials",
+            ),
+            (
+                "[[subscription]]\nid = \"p\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"https://x\"\nauth = { kind = \"magic\" }\n",
+                "magic",
+            ),
+            (
+                "[[subscription]]\nid = \"p\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"https://x\"\nmax_concurrency = 0\n",
+                "max_concurrency",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = parse(text, &no_env).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn docker_config_auth_is_read_by_host_and_port() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("bob:hunter2");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"127.0.0.1:5999":{{"auth":"{auth}"}},"other":{{}}}}}}"#),
+        )
+        .unwrap();
+        let text = format!(
+            "[[subscription]]\nid = \"p\"\n[[subscription.registry]]\nname = \"r\"\nurl = \"http://127.0.0.1:5999\"\ninsecure_http = true\nauth = {{ kind = \"docker-config\", path = {:?} }}\n",
+            path.display().to_string()
+        );
+        let settings = parse(&text, &no_env).unwrap();
+        assert!(
+            matches!(&settings.subscriptions[0].registries[0].credentials,
+            Credentials::Basic { username, password } if username == "bob" && password.expose() == "hunter2")
+        );
+        let text = text.replace("5999", "6000");
+        let err = parse(&text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("no auths entry for 127.0.0.1:6000"), "{err}");
+        assert!(!err.contains("hunter2"));
+    }
+}
