@@ -1,0 +1,472 @@
+//! Test harness shared by the integration tests: a real `docker-registry` child process on a free loopback
+//! port, OCI image layouts built from real files, pushes with skopeo, and a fault-injecting proxy.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sha2::Digest as _;
+
+/// The repository root, for reading tests/testdata.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Basic-auth settings for a registry started with an htpasswd file.
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// A real registry (CNCF distribution, Debian's `docker-registry`) on 127.0.0.1, killed on drop.
+pub struct Registry {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    pub fn start_with(auth: Option<&BasicAuth>) -> Registry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: vigil-test-secret\n",
+            dir.path().join("storage").display()
+        );
+        if let Some(auth) = auth {
+            let output = Command::new("htpasswd")
+                .args(["-Bbn", &auth.username, &auth.password])
+                .output()
+                .expect("htpasswd (apache2-utils) must be installed");
+            assert!(output.status.success(), "htpasswd failed");
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, &output.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: vigil-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker-registry must be installed (apt-get install docker-registry)");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sender = Some(sender);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("listening on 127.0.0.1:") {
+                    let rest = &line[at + "listening on 127.0.0.1:".len()..];
+                    let port: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    if let Some(sender) = sender.take() {
+                        let _ = sender.send(port.parse::<u16>().ok());
+                    }
+                }
+                // Keep draining so the registry never blocks on a full pipe.
+            }
+        });
+        let port = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .ok()
+            .flatten()
+            .expect("registry did not report its port");
+        let registry = Registry { child, dir, port };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
+                let mut response = String::new();
+                let _ = std::io::Read::read_to_string(&mut stream, &mut response);
+                if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.0 401") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("registry on port {} never answered /v2/", self.port);
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.host())
+    }
+
+    /// The path of a blob's data file in the registry's storage, for tampering.
+    pub fn blob_data_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copies `oci:LAYOUT:REF` into the registry with skopeo. `extra` adds flags such as `--all` or
+/// `--format v2s2`.
+pub fn skopeo_push(
+    layout: &Path,
+    reference: &str,
+    destination: &str,
+    extra: &[&str],
+    creds: Option<&BasicAuth>,
+) {
+    let mut command = Command::new("skopeo");
+    command
+        .arg("copy")
+        .arg("--quiet")
+        .arg("--dest-tls-verify=false")
+        .args(extra);
+    if let Some(creds) = creds {
+        command.arg(format!(
+            "--dest-creds={}:{}",
+            creds.username, creds.password
+        ));
+    }
+    let output = command
+        .arg(format!("oci:{}:{reference}", layout.display()))
+        .arg(format!("docker://{destination}"))
+        .output()
+        .expect("skopeo must be installed (apt-get install skopeo)");
+    assert!(
+        output.status.success(),
+        "skopeo copy to {destination} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A descriptor of something written into a layout.
+#[derive(Clone, Debug)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: usize,
+}
+
+impl Descriptor {
+    fn to_json(&self) -> serde_json::Value {
+        json!({"mediaType": self.media_type, "digest": self.digest, "size": self.size})
+    }
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Writes an OCI image layout: blobs, manifests, indexes and tagged `index.json` entries.
+pub struct LayoutBuilder {
+    pub dir: PathBuf,
+    tagged: BTreeMap<String, serde_json::Value>,
+}
+
+impl LayoutBuilder {
+    pub fn new(dir: &Path) -> LayoutBuilder {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let builder = LayoutBuilder {
+            dir: dir.to_path_buf(),
+            tagged: BTreeMap::new(),
+        };
+        builder.write_index();
+        builder
+    }
+
+    pub fn blob(&self, media_type: &str, bytes: &[u8]) -> Descriptor {
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        std::fs::write(self.dir.join("blobs/sha256").join(&hex), bytes).unwrap();
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: format!("sha256:{hex}"),
+            size: bytes.len(),
+        }
+    }
+
+    /// A single-platform image with one gzip layer holding `files` (path, contents).
+    pub fn image(&self, files: &[(&str, &[u8])], os: &str, arch: &str) -> Descriptor {
+        self.image_with_layers(&[files], os, arch, OCI_MANIFEST)
+    }
+
+    /// An image with several layers, bottom first, and the given manifest media type.
+    pub fn image_with_layers(
+        &self,
+        layers: &[&[(&str, &[u8])]],
+        os: &str,
+        arch: &str,
+        manifest_type: &str,
+    ) -> Descriptor {
+        let docker = manifest_type.contains("docker");
+        let mut layer_descriptors = Vec::new();
+        let mut diff_ids = Vec::new();
+        for files in layers {
+            let tar = tar_bytes(files);
+            diff_ids.push(format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(&tar))
+            ));
+            let layer_type = if docker {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            } else {
+                OCI_LAYER_GZIP
+            };
+            layer_descriptors.push(self.blob(layer_type, &gzip(&tar)));
+        }
+        let config = json!({
+            "architecture": arch,
+            "os": os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config_type = if docker {
+            "application/vnd.docker.container.image.v1+json"
+        } else {
+            OCI_CONFIG
+        };
+        let config = self.blob(config_type, config.to_string().as_bytes());
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": manifest_type,
+            "config": config.to_json(),
+            "layers": layer_descriptors.iter().map(Descriptor::to_json).collect::<Vec<_>>(),
+        });
+        self.blob(manifest_type, manifest.to_string().as_bytes())
+    }
+
+    /// An index over platform manifests: (descriptor, os, arch, variant).
+    pub fn index(&self, entries: &[(Descriptor, &str, &str, Option<&str>)]) -> Descriptor {
+        let manifests: Vec<_> = entries
+            .iter()
+            .map(|(d, os, arch, variant)| {
+                let mut platform = json!({"os": os, "architecture": arch});
+                if let Some(variant) = variant {
+                    platform["variant"] = json!(variant);
+                }
+                let mut entry = d.to_json();
+                entry["platform"] = platform;
+                entry
+            })
+            .collect();
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        self.blob(OCI_INDEX, index.to_string().as_bytes())
+    }
+
+    /// Names a manifest or index in `index.json`.
+    pub fn tag(&mut self, descriptor: &Descriptor, name: &str) {
+        let mut entry = descriptor.to_json();
+        entry["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+        self.tagged.insert(name.to_string(), entry);
+        self.write_index();
+    }
+
+    fn write_index(&self) {
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": self.tagged.values().collect::<Vec<_>>(),
+        });
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec_pretty(&index).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// A deterministic tar of regular files (fixed owner, mode and mtime).
+pub fn tar_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, *contents).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The result of running the `vigil` binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `vigil` binary with arguments and extra environment variables.
+pub fn vigil(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("VIGIL_CONFIG")
+        .env_remove("VIGIL_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A fault-injecting HTTP proxy in front of a real server. The first `fail_first` requests whose path
+/// contains `path_contains` get `429 Too Many Requests` with `Retry-After: retry_after`; everything else is
+/// forwarded untouched (one request per connection, so every request is seen).
+pub struct FaultProxy {
+    pub port: u16,
+    pub throttled: Arc<AtomicUsize>,
+    pub forwarded: Arc<AtomicUsize>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    pub fn start(
+        upstream_port: u16,
+        path_contains: &str,
+        fail_first: usize,
+        retry_after: &str,
+    ) -> FaultProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let path_contains = path_contains.to_string();
+        let retry_after = retry_after.to_string();
+        let (t, f) = (throttled.clone(), forwarded.clone());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        accepted = listener.accept() => {
+                            let Ok((client, _)) = accepted else { continue };
+                            let (t, f, path_contains, retry_after) =
+                                (t.clone(), f.clone(), path_contains.clone(), retry_after.clone());
+                            tokio::spawn(async move {
+                                let _ = proxy_one(client, upstream_port, &path_contains, fail_first, &retry_after, &t, &f).await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        FaultProxy {
+            port,
+            throttled,
+            forwarded,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn proxy_one(
+    mut client: tokio::net::TcpStream,
+    upstream_port: u16,
+    path_contains: &str,
+    fail_first: usize,
+    retry_after: &str,
+    throttled: &AtomicUsize,
+    forwarded: &AtomicUsize,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).await? == 0 || head.len() > 64 * 1024 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+    if path.contains(path_contains)
+        && throttled
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < fail_first).then_some(n + 1)
+            })
+            .is_ok()
+    {
+        let response = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        client.write_all(response.as_bytes()).await?;
+        return Ok(());
+    }
+    forwarded.fetch_add(1, Ordering::SeqCst);
+    let mut rewritten = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.to_ascii_lowercase().starts_with("connection:") {
+            continue;
+        }
+        rewritten.push_str(line);
+        rewritten.push_str("\r\n");
+    }
+    rewritten.push_str("Connection: close\r\n\r\n");
+    let mut upstream = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await?;
+    upstream.write_all(rewritten.as_bytes()).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    Ok(())
+}
