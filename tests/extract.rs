@@ -12,7 +12,14 @@ use vigil::extract::{self, Extracted};
 use vigil::model::{Package, PackageType};
 
 const SHARED_FIXTURES: &str = "/work/shared/data/fixtures";
-const OS_FIXTURE_KINDS: [&str; 3] = ["dpkg", "dpkg-status.d", "apk"];
+const OS_FIXTURE_KINDS: [&str; 6] = [
+    "dpkg",
+    "dpkg-status.d",
+    "apk",
+    "rpm-sqlite",
+    "rpm-ndb",
+    "rpm-bdb",
+];
 
 fn local_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/fixtures")
@@ -99,9 +106,10 @@ fn expected_rows(expected: &Value) -> Vec<Row> {
         let mut row = Row::new();
         row.insert("name", text("name").unwrap());
         let version = text("version").unwrap();
+        // rpm fixtures give epoch (null or 0 when absent), version and release separately.
+        let epoch = package.get("epoch").and_then(Value::as_u64).unwrap_or(0);
         match text("release") {
             Some(release) => {
-                let epoch = package.get("epoch").and_then(Value::as_u64).unwrap_or(0);
                 let evr = if epoch == 0 {
                     format!("{version}-{release}")
                 } else {
@@ -116,6 +124,12 @@ fn expected_rows(expected: &Value) -> Vec<Row> {
         if let Some(source_rpm) = text("source_rpm") {
             let (name, version) = split_source_rpm(&source_rpm);
             row.insert("source_name", name);
+            // The source shares the binary's epoch (one spec file); the file name leaves it out.
+            let version = if epoch == 0 {
+                version
+            } else {
+                format!("{epoch}:{version}")
+            };
             row.insert("source_version", version);
         }
         if let Some(source) = text("source_name").or_else(|| text("origin")) {
@@ -249,6 +263,9 @@ fixture_tests! {
     dpkg_status_d_syft_distroless => "dpkg-status.d/syft-distroless",
     apk_scalibr_installed => "apk/scalibr-installed",
     apk_syft_multiple_2 => "apk/syft-multiple-2",
+    rpm_sqlite_cbl_mariner_2_0 => "rpm-sqlite/go-rpmdb-cbl-mariner-2.0",
+    rpm_ndb_sle15_bci => "rpm-ndb/go-rpmdb-sle15-bci",
+    rpm_bdb_libuuid => "rpm-bdb/go-rpmdb-libuuid",
 }
 
 /// The same checks over the shared data set, when this machine has it.
@@ -306,6 +323,10 @@ fn extractor_list_has_unique_stable_names_and_disjoint_claims() {
         "var/lib/dpkg/status",
         "var/lib/dpkg/status.d/libc6",
         "lib/apk/db/installed",
+        "var/lib/rpm/rpmdb.sqlite",
+        "var/lib/rpm/Packages.db",
+        "var/lib/rpm/Packages",
+        "usr/lib/sysimage/rpm/rpmdb.sqlite",
     ];
     for path in paths {
         let claimers: Vec<_> = all

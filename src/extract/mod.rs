@@ -49,7 +49,12 @@ pub mod os;
 ///
 /// Adding a format means adding its module and one line here.
 pub fn all() -> &'static [&'static dyn Extractor] {
-    static ALL: [&dyn Extractor; 3] = [&os::release::OsRelease, &os::dpkg::Dpkg, &os::apk::Apk];
+    static ALL: [&dyn Extractor; 4] = [
+        &os::release::OsRelease,
+        &os::dpkg::Dpkg,
+        &os::apk::Apk,
+        &os::rpm::Rpm,
+    ];
     &ALL
 }
 

@@ -6,6 +6,7 @@
 pub mod apk;
 pub mod dpkg;
 pub mod release;
+pub mod rpm;
 
 use crate::model::{Package, PackageType};
 
