@@ -353,3 +353,170 @@ fn source_rpm_helper_splits_names() {
         ("curl".to_string(), "7.76.0-6.cm2".to_string())
     );
 }
+
+/// The extractor that claims `path`; every path used below is claimed by exactly one.
+fn extractor_for(path: &str) -> &'static dyn extract::Extractor {
+    *extract::all().iter().find(|e| e.claims(path)).unwrap()
+}
+
+fn read_local(fixture_file: &str) -> Vec<u8> {
+    std::fs::read(local_fixtures().join(fixture_file)).unwrap()
+}
+
+/// Truncating or corrupting a real database must give packages or an error, never a panic; a cut
+/// inside the data that holds the packages must be an error (nothing reported clean by omission).
+#[test]
+fn corrupted_real_rpm_databases_never_panic() {
+    let databases = [
+        (
+            "var/lib/rpm/rpmdb.sqlite",
+            "rpm-sqlite/go-rpmdb-cbl-mariner-2.0/var/lib/rpm/rpmdb.sqlite",
+        ),
+        (
+            "var/lib/rpm/Packages.db",
+            "rpm-ndb/go-rpmdb-sle15-bci/var/lib/rpm/Packages.db",
+        ),
+        (
+            "var/lib/rpm/Packages",
+            "rpm-bdb/go-rpmdb-libuuid/var/lib/rpm/Packages",
+        ),
+    ];
+    for (path, file) in databases {
+        let original = read_local(file);
+        let extractor = extractor_for(path);
+        // Cuts: the header, a few points inside, one byte short.
+        let cuts = [
+            0,
+            10,
+            100,
+            original.len() / 3,
+            original.len() / 2,
+            original.len() - 1,
+        ];
+        for cut in cuts {
+            let result = extractor.extract(path, &original[..cut]);
+            if cut < original.len() / 2 {
+                assert!(result.is_err(), "{path} cut at {cut} was accepted");
+            }
+        }
+        // Deterministic byte corruption spread over the file (a small linear congruential sequence).
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..24 {
+            let mut corrupted = original.clone();
+            for _ in 0..16 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let at = (state >> 33) as usize % corrupted.len();
+                corrupted[at] ^= (state >> 13) as u8 | 1;
+            }
+            let _ = extractor.extract(path, &corrupted);
+        }
+    }
+}
+
+/// An overflow page pointing back into its own chain must be refused, not followed forever.
+#[test]
+fn bdb_overflow_loop_in_real_database_is_an_error() {
+    let path = "var/lib/rpm/Packages";
+    let mut db = read_local("rpm-bdb/go-rpmdb-libuuid/var/lib/rpm/Packages");
+    // The fixture is little-endian: page size at byte 20 of the metadata page.
+    let page_size = u32::from_le_bytes(db[20..24].try_into().unwrap()) as usize;
+    let mut looped = 0;
+    for number in 1..db.len() / page_size {
+        let page = &mut db[number * page_size..(number + 1) * page_size];
+        let next = u32::from_le_bytes(page[16..20].try_into().unwrap());
+        // Page type 7 is an overflow page; point every chained one back at itself.
+        if page[25] == 7 && next != 0 {
+            page[16..20].copy_from_slice(&(number as u32).to_le_bytes());
+            looped += 1;
+        }
+    }
+    assert!(looped > 0, "the fixture has no multi-page overflow chain");
+    let error = extractor_for(path).extract(path, &db).unwrap_err();
+    assert!(error.reason.contains("loops"), "{error}");
+    assert_eq!(error.extractor, "os/rpm");
+}
+
+/// A header blob declaring more data than the database holds is an error naming the record.
+#[test]
+fn ndb_blob_with_huge_declared_length_is_an_error() {
+    let path = "var/lib/rpm/Packages.db";
+    let mut db = read_local("rpm-ndb/go-rpmdb-sle15-bci/var/lib/rpm/Packages.db");
+    let blob_magic = b"BlbS";
+    let at = db.windows(4).position(|w| w == blob_magic).unwrap();
+    db[at + 12..at + 16].copy_from_slice(&u32::MAX.to_le_bytes());
+    let error = extractor_for(path).extract(path, &db).unwrap_err();
+    assert!(error.reason.contains("blob length"), "{error}");
+
+    // The first header blob's index count, made absurd.
+    let mut db = read_local("rpm-ndb/go-rpmdb-sle15-bci/var/lib/rpm/Packages.db");
+    let at = db.windows(4).position(|w| w == blob_magic).unwrap();
+    db[at + 16..at + 20].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
+    let error = extractor_for(path).extract(path, &db).unwrap_err();
+    assert!(error.reason.contains("malformed rpm header"), "{error}");
+}
+
+#[test]
+fn garbage_sqlite_database_is_an_error() {
+    let path = "var/lib/rpm/rpmdb.sqlite";
+    let original = read_local("rpm-sqlite/go-rpmdb-cbl-mariner-2.0/var/lib/rpm/rpmdb.sqlite");
+    // A valid SQLite header followed by garbage pages.
+    let mut garbage = original[..100].to_vec();
+    garbage.resize(original.len(), 0xa5);
+    let error = extractor_for(path).extract(path, &garbage).unwrap_err();
+    assert!(error.reason.contains("sqlite"), "{error}");
+    // Not SQLite at all.
+    let error = extractor_for(path)
+        .extract(path, b"this is not a database")
+        .unwrap_err();
+    assert!(error.reason.contains("bad magic"), "{error}");
+}
+
+/// Latin-1 bytes in a real status file cost nothing; binary garbage is an error, never a panic.
+#[test]
+fn dpkg_invalid_utf8_and_garbage() {
+    let path = "var/lib/dpkg/status";
+    let mut status = read_local("dpkg/debian12-bookworm-real/var/lib/dpkg/status");
+    let description = status
+        .windows(13)
+        .position(|w| w == b"Description: ")
+        .unwrap();
+    status[description + 13] = 0xe9;
+    status[description + 14] = 0xff;
+    let Extracted::Packages(packages) = extractor_for(path).extract(path, &status).unwrap() else {
+        panic!("dpkg gave an OS identity");
+    };
+    assert_eq!(packages.len(), 735);
+
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    assert!(extractor_for(path).extract(path, &garbage).is_err());
+    let distroless = "var/lib/dpkg/status.d/libc6";
+    assert!(extractor_for(distroless)
+        .extract(distroless, b"\x00\x01\x02\xff\xfe")
+        .is_err());
+}
+
+#[test]
+fn apk_truncated_and_garbage_databases() {
+    let path = "lib/apk/db/installed";
+    let installed = read_local("apk/scalibr-installed/lib/apk/db/installed");
+    // A cut in the middle of the last record's name line still leaves `P:` lines intact or errors.
+    for cut in [1, 3, installed.len() / 2, installed.len() - 1] {
+        let _ = extractor_for(path).extract(path, &installed[..cut]);
+    }
+    assert!(extractor_for(path).extract(path, &installed[..1]).is_err());
+    assert!(extractor_for(path)
+        .extract(path, b"\xff\xfe\xfd\n\x00\x01")
+        .is_err());
+}
+
+#[test]
+fn os_release_too_large_is_an_error() {
+    let path = "etc/os-release";
+    let extractor = extractor_for(path);
+    let huge = vec![b'#'; extractor.max_file_size() as usize + 1];
+    assert!(extractor.extract(path, &huge).is_err());
+}
