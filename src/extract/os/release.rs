@@ -193,6 +193,12 @@ pub fn osv_ecosystem(id: &str, version_id: &str) -> Option<String> {
             (numeric(major) && numeric(minor)).then(|| format!("Mariner:{major}.{minor}"))
         }
         "azurelinux" => numeric(major).then(|| format!("Azure Linux:{major}")),
+        "photon" => {
+            let mut parts = version_id.split('.');
+            let (major, minor) = (parts.next()?, parts.next().unwrap_or("0"));
+            (numeric(major) && numeric(minor)).then(|| format!("Photon OS:{major}.{minor}"))
+        }
+        "mageia" => numeric(major).then(|| format!("Mageia:{major}")),
         "wolfi" => Some("Wolfi".to_string()),
         "chainguard" => Some("Chainguard".to_string()),
         _ => None,
@@ -228,7 +234,10 @@ mod tests {
             ("sles", "15", Some("SUSE:Linux Enterprise Server 15")),
             ("mariner", "2.0", Some("Mariner:2.0")),
             ("azurelinux", "3.0", Some("Azure Linux:3")),
+            ("photon", "3.0", Some("Photon OS:3.0")),
+            ("mageia", "9", Some("Mageia:9")),
             ("wolfi", "20230201", Some("Wolfi")),
+            ("centos", "7", None),
             ("chainguard", "", Some("Chainguard")),
             ("arch", "", None),
         ];

@@ -228,45 +228,104 @@ mod tests {
 
     const PAGE: usize = 512;
 
-    /// A little-endian hash database: metadata page, one hash page with one off-page item, and an
-    /// overflow chain whose page links are given.
-    fn database(blob: &[u8], links: &[u32]) -> Vec<u8> {
+    /// Writes integers in either byte order, mirroring [`ByteOrder`].
+    struct Writer {
+        big_endian: bool,
+    }
+
+    impl Writer {
+        fn u32(&self, bytes: &mut [u8], at: usize, value: u32) {
+            let raw = if self.big_endian {
+                value.to_be_bytes()
+            } else {
+                value.to_le_bytes()
+            };
+            bytes[at..at + 4].copy_from_slice(&raw);
+        }
+
+        fn u16(&self, bytes: &mut [u8], at: usize, value: u16) {
+            let raw = if self.big_endian {
+                value.to_be_bytes()
+            } else {
+                value.to_le_bytes()
+            };
+            bytes[at..at + 2].copy_from_slice(&raw);
+        }
+    }
+
+    /// A hash database: metadata page, one hash page holding a key-0 bookkeeping record, an inline
+    /// record and one off-page item, then an overflow chain whose page links are given.
+    fn database_in(order: Writer, inline: &[u8], blob: &[u8], links: &[u32]) -> Vec<u8> {
         let pages = 2 + links.len();
         let mut db = vec![0u8; pages * PAGE];
-        db[12..16].copy_from_slice(&HASH_MAGIC.to_le_bytes());
-        db[20..24].copy_from_slice(&(PAGE as u32).to_le_bytes());
+        order.u32(&mut db, 12, HASH_MAGIC);
+        order.u32(&mut db, 20, PAGE as u32);
         db[25] = P_HASHMETA;
-        db[32..36].copy_from_slice(&((pages - 1) as u32).to_le_bytes());
+        order.u32(&mut db, 32, (pages - 1) as u32);
 
         let hash = &mut db[PAGE..2 * PAGE];
         hash[25] = P_HASH;
-        hash[20..22].copy_from_slice(&2u16.to_le_bytes());
-        let key_at = PAGE - 8;
-        let data_at = key_at - 12;
-        hash[26..28].copy_from_slice(&(key_at as u16).to_le_bytes());
-        hash[28..30].copy_from_slice(&(data_at as u16).to_le_bytes());
-        hash[key_at] = H_KEYDATA;
-        hash[key_at + 1..key_at + 5].copy_from_slice(&1u32.to_le_bytes());
-        hash[data_at] = H_OFFPAGE;
-        hash[data_at + 4..data_at + 8].copy_from_slice(&2u32.to_le_bytes());
-        hash[data_at + 8..data_at + 12].copy_from_slice(&(blob.len() as u32).to_le_bytes());
+        // Items, packed downwards from the end of the page: (key, data) pairs.
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let key = |n: u32| {
+            let mut item = vec![H_KEYDATA, 0, 0, 0, 0];
+            order.u32(&mut item, 1, n);
+            item
+        };
+        items.push(key(0));
+        let mut counter = vec![H_KEYDATA, 0, 0, 0, 0];
+        order.u32(&mut counter, 1, 3);
+        items.push(counter);
+        items.push(key(1));
+        let mut keydata = vec![H_KEYDATA];
+        keydata.extend_from_slice(inline);
+        items.push(keydata);
+        items.push(key(2));
+        let mut offpage = vec![0u8; 12];
+        offpage[0] = H_OFFPAGE;
+        order.u32(&mut offpage, 4, 2);
+        order.u32(&mut offpage, 8, blob.len() as u32);
+        items.push(offpage);
+        order.u16(hash, 20, items.len() as u16);
+        let mut end = PAGE;
+        for (index, item) in items.iter().enumerate() {
+            let start = end - item.len();
+            hash[start..end].copy_from_slice(item);
+            order.u16(hash, 26 + 2 * index, start as u16);
+            end = start;
+        }
 
         let per_page = blob.len().div_ceil(links.len());
         for (i, chunk) in blob.chunks(per_page).enumerate() {
             let page = &mut db[(2 + i) * PAGE..(3 + i) * PAGE];
             page[25] = P_OVERFLOW;
-            page[16..20].copy_from_slice(&links[i].to_le_bytes());
-            page[22..24].copy_from_slice(&(chunk.len() as u16).to_le_bytes());
+            order.u32(page, 16, links[i]);
+            order.u16(page, 22, chunk.len() as u16);
             page[26..26 + chunk.len()].copy_from_slice(chunk);
         }
         db
+    }
+
+    /// The off-page blob of a little-endian database (the inline record is read too).
+    fn database(blob: &[u8], links: &[u32]) -> Vec<u8> {
+        database_in(Writer { big_endian: false }, b"inline", blob, links)
+    }
+
+    #[test]
+    fn reads_inline_records_in_both_byte_orders_and_skips_key_zero() {
+        let blob: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
+        for big_endian in [false, true] {
+            let db = database_in(Writer { big_endian }, b"small header", &blob, &[3, 0]);
+            let blobs = read_blobs(&db).unwrap();
+            assert_eq!(blobs, vec![b"small header".to_vec(), blob.clone()]);
+        }
     }
 
     #[test]
     fn follows_an_overflow_chain() {
         let blob: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
         let db = database(&blob, &[3, 0]);
-        assert_eq!(read_blobs(&db).unwrap(), vec![blob]);
+        assert_eq!(read_blobs(&db).unwrap()[1], blob);
     }
 
     #[test]
