@@ -6,7 +6,7 @@
 
 use super::RpmError;
 
-/// Tag numbers from rpm's `rpmtag.h` that Vigil reads.
+/// Tag numbers from rpm's `rpmtag.h` that Vigil reads; each constant is `RPMTAG_<NAME>`.
 pub mod tag {
     pub const NAME: u32 = 1000;
     pub const VERSION: u32 = 1001;
@@ -34,14 +34,19 @@ const INDEX_ENTRY_SIZE: usize = 16;
 /// The fields of one installed package's header that matter for matching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpmHeader {
+    /// `NAME`, e.g. `libuuid`.
     pub name: String,
     /// `None` when the header has no EPOCH tag, which rpm treats as epoch 0.
     pub epoch: Option<u32>,
+    /// `VERSION`, e.g. `2.32.1`.
     pub version: String,
+    /// `RELEASE`, e.g. `42.el8_8`.
     pub release: String,
+    /// `ARCH`, e.g. `x86_64` or `noarch`.
     pub arch: Option<String>,
     /// The source RPM's file name, e.g. `curl-7.76.0-6.cm2.src.rpm`.
     pub source_rpm: Option<String>,
+    /// `VENDOR`, e.g. `Red Hat, Inc.`.
     pub vendor: Option<String>,
 }
 

@@ -41,7 +41,9 @@ pub enum RpmError {
     /// One package's header in an otherwise readable database is malformed.
     #[error("package record {record}: {source}")]
     Record {
+        /// The record's position in the database's storage order, from 0.
         record: usize,
+        /// What is wrong with it.
         #[source]
         source: Box<RpmError>,
     },
@@ -50,8 +52,11 @@ pub enum RpmError {
 /// Which storage format a claimed path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// `rpmdb.sqlite` (rpm >= 4.16).
     Sqlite,
+    /// `Packages.db` (SUSE's native backend).
     Ndb,
+    /// `Packages`, a Berkeley DB hash database (rpm < 4.16).
     BerkeleyDb,
 }
 
@@ -111,11 +116,15 @@ pub fn read_database(
     };
     Ok(headers
         .into_iter()
-        // gpg-pubkey entries are imported signing keys that rpm stores as pseudo packages; they are no
-        // installed software and no advisory names them.
-        .filter(|header| header.name != "gpg-pubkey")
+        .filter(is_software)
         .map(|header| to_package(location, header))
         .collect())
+}
+
+/// gpg-pubkey entries are imported signing keys that rpm stores as pseudo packages; they are no
+/// installed software and no advisory names them.
+fn is_software(header: &RpmHeader) -> bool {
+    header.name != "gpg-pubkey"
 }
 
 fn parse_all<'a>(blobs: impl Iterator<Item = &'a [u8]>) -> Result<Vec<RpmHeader>, RpmError> {
@@ -229,6 +238,14 @@ mod tests {
         assert_eq!(package.source_version.as_deref(), Some("1:7.76.0-6.cm2"));
         assert_eq!(package.arch.as_deref(), Some("x86_64"));
         assert_eq!(package.extractor, NAME);
+    }
+
+    #[test]
+    fn signing_keys_are_not_packages() {
+        let mut header = parse_header(&header::tests::sample_blob()).unwrap();
+        assert!(is_software(&header));
+        header.name = "gpg-pubkey".to_string();
+        assert!(!is_software(&header));
     }
 
     #[test]
