@@ -42,3 +42,24 @@ pub trait Extractor: Send + Sync {
     /// Parses one claimed file.
     fn extract(&self, path: &str, contents: &[u8]) -> Result<Extracted, ExtractError>;
 }
+
+pub mod os;
+
+/// The one explicit list of extractors the layer walk runs, in a stable order.
+///
+/// Adding a format means adding its module and one line here.
+pub fn all() -> &'static [&'static dyn Extractor] {
+    static ALL: [&dyn Extractor; 3] = [&os::release::OsRelease, &os::dpkg::Dpkg, &os::apk::Apk];
+    &ALL
+}
+
+impl ExtractError {
+    /// An error of `extractor` about the file at `path`.
+    pub fn new(extractor: &'static str, path: &str, reason: impl Into<String>) -> ExtractError {
+        ExtractError {
+            extractor,
+            path: path.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
