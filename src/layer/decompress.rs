@@ -63,7 +63,10 @@ pub(crate) fn looks_like_tar(block: &[u8]) -> bool {
 }
 
 fn sniff(prefix: &[u8]) -> Option<Compression> {
-    if prefix.starts_with(&GZIP_MAGIC) {
+    if prefix.is_empty() {
+        // Even an empty tar is 1024 zero bytes: an empty blob is not a layer.
+        None
+    } else if prefix.starts_with(&GZIP_MAGIC) {
         Some(Compression::Gzip)
     } else if prefix.starts_with(&ZSTD_MAGIC) {
         Some(Compression::Zstd)
