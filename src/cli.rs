@@ -44,6 +44,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// List every image of every configured registry: one line per tag and platform.
     Crawl(CrawlArgs),
+    /// Print the OS and packages inside one image (every platform of an index).
+    Inventory(InventoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,5 +55,23 @@ pub struct CrawlArgs {
     pub config: PathBuf,
     /// Output format: json prints one object per line.
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// `host[:port]/repo:tag`, `host[:port]/repo@sha256:...` or `oci:DIR:TAG`.
+    pub image: String,
+    /// A configuration file: a registry with the image's host lends its auth, CA and limits, and its
+    /// layer cache is used.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Allow plain HTTP to a registry that is not in the configuration.
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Layer cache directory (default: the configuration's `cache`, else no cache).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }

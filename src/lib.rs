@@ -12,6 +12,8 @@ pub mod registry;
 pub mod extract;
 pub mod layer;
 
+pub mod inventory;
+
 pub mod matcher;
 pub mod version;
 pub mod vulndb;

@@ -1,13 +1,13 @@
-//! The `vigil` binary: parse the CLI, load settings, run the command, map errors to exit codes.
+//! The `vigil` binary: parse the CLI, set up logging, run the command, map errors to exit codes.
 //!
 //! Exit codes: 0 all well; 1 some registries or images failed (listed on stderr); 2 bad config or usage.
 
-use std::io::Write;
+mod commands;
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use vigil::cli::{Cli, Command, CrawlArgs, LogFormat, LoggingArgs, OutputFormat};
-use vigil::config;
+use vigil::cli::{Cli, Command, LogFormat, LoggingArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,7 +24,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Crawl(args) => crawl(args).await,
+            Command::Crawl(args) => commands::crawl::run(args).await,
+            Command::Inventory(args) => commands::inventory::run(args).await,
         }
     });
     match result {
@@ -53,97 +54,4 @@ fn init_logging(args: &LoggingArgs) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-fn load_settings(path: &std::path::Path) -> anyhow::Result<config::Settings> {
-    Ok(config::load(path, &|name| std::env::var(name).ok())?)
-}
-
-async fn crawl(args: CrawlArgs) -> anyhow::Result<ExitCode> {
-    let settings = load_settings(&args.config)?;
-    let report = vigil::registry::crawl(&settings).await;
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        OutputFormat::Json => {
-            for image in &report.images {
-                serde_json::to_writer(&mut out, image)?;
-                writeln!(out)?;
-            }
-        }
-        OutputFormat::Table => {
-            let rows: Vec<Vec<String>> = report
-                .images
-                .iter()
-                .map(|i| {
-                    vec![
-                        i.subscription.clone(),
-                        i.registry.clone(),
-                        i.repository.clone(),
-                        i.tag.clone(),
-                        i.platform.clone(),
-                        i.digest.clone(),
-                        i.skip_reason.clone().unwrap_or_else(|| "selected".into()),
-                    ]
-                })
-                .collect();
-            write_table(
-                &mut out,
-                &[
-                    "SUBSCRIPTION",
-                    "REGISTRY",
-                    "REPOSITORY",
-                    "TAG",
-                    "PLATFORM",
-                    "DIGEST",
-                    "STATUS",
-                ],
-                &rows,
-            )?;
-        }
-    }
-    out.flush()?;
-    Ok(report_failures(&report.failures))
-}
-
-/// Lists failures on stderr; exit code 1 when there are any.
-fn report_failures(failures: &[vigil::registry::CrawlFailure]) -> ExitCode {
-    for failure in failures {
-        let mut place = format!("{}/{}", failure.subscription, failure.registry);
-        if let Some(repository) = &failure.repository {
-            place.push('/');
-            place.push_str(repository);
-        }
-        if let Some(tag) = &failure.tag {
-            place.push(':');
-            place.push_str(tag);
-        }
-        eprintln!("failed: {place}: {}", failure.error);
-    }
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-fn write_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line =
-        |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
-            let text: Vec<String> = cells
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            writeln!(out, "{}", text.join("  ").trim_end())
-        };
-    line(out, &mut header.iter().copied())?;
-    for row in rows {
-        line(out, &mut row.iter().map(String::as_str))?;
-    }
-    Ok(())
 }

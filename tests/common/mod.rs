@@ -1,6 +1,6 @@
 //! Test harness shared by the integration tests: a real `docker-registry` child process on a free loopback
 //! port, OCI image layouts built from real files, pushes with skopeo, and a fault-injecting proxy.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::too_many_arguments)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -228,26 +228,36 @@ impl LayoutBuilder {
         manifest_type: &str,
     ) -> Descriptor {
         let docker = manifest_type.contains("docker");
-        let mut layer_descriptors = Vec::new();
-        let mut diff_ids = Vec::new();
-        for files in layers {
-            let tar = tar_bytes(files);
-            diff_ids.push(format!(
-                "sha256:{}",
-                hex::encode(sha2::Sha256::digest(&tar))
-            ));
-            let layer_type = if docker {
-                "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            } else {
-                OCI_LAYER_GZIP
-            };
-            layer_descriptors.push(self.blob(layer_type, &gzip(&tar)));
-        }
+        let layer_type = if docker {
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        } else {
+            OCI_LAYER_GZIP
+        };
+        let layers: Vec<(Descriptor, String)> = layers
+            .iter()
+            .map(|files| {
+                let tar = tar_bytes(files);
+                let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&tar)));
+                (self.blob(layer_type, &gzip(&tar)), diff_id)
+            })
+            .collect();
+        self.image_from_blobs(&layers, os, arch, manifest_type)
+    }
+
+    /// An image over ready layer blobs (descriptor, diff id), which may hold anything, even garbage.
+    pub fn image_from_blobs(
+        &self,
+        layers: &[(Descriptor, String)],
+        os: &str,
+        arch: &str,
+        manifest_type: &str,
+    ) -> Descriptor {
+        let docker = manifest_type.contains("docker");
         let config = json!({
             "architecture": arch,
             "os": os,
             "config": {},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>()},
         });
         let config_type = if docker {
             "application/vnd.docker.container.image.v1+json"
@@ -259,7 +269,7 @@ impl LayoutBuilder {
             "schemaVersion": 2,
             "mediaType": manifest_type,
             "config": config.to_json(),
-            "layers": layer_descriptors.iter().map(Descriptor::to_json).collect::<Vec<_>>(),
+            "layers": layers.iter().map(|(d, _)| d.to_json()).collect::<Vec<_>>(),
         });
         self.blob(manifest_type, manifest.to_string().as_bytes())
     }
@@ -352,6 +362,28 @@ pub fn vigil(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+impl FaultProxy {
+    /// A proxy that injects nothing and only records requests.
+    pub fn recording(upstream_port: u16) -> FaultProxy {
+        FaultProxy::start(upstream_port, "", 0, "0")
+    }
+
+    /// How many `GET` requests fetched the blob `digest`.
+    pub fn blob_gets(&self, digest: &str) -> usize {
+        let suffix = format!("/blobs/{digest}");
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.ends_with(&suffix))
+            .count()
+    }
+
+    pub fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
 /// A fault-injecting HTTP proxy in front of a real server. The first `fail_first` requests whose path
 /// contains `path_contains` get `429 Too Many Requests` with `Retry-After: retry_after`; everything else is
 /// forwarded untouched (one request per connection, so every request is seen).
@@ -359,6 +391,8 @@ pub struct FaultProxy {
     pub port: u16,
     pub throttled: Arc<AtomicUsize>,
     pub forwarded: Arc<AtomicUsize>,
+    /// `METHOD PATH` of every request seen, in arrival order.
+    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -375,6 +409,8 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let throttled = Arc::new(AtomicUsize::new(0));
         let forwarded = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
         let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
         let path_contains = path_contains.to_string();
         let retry_after = retry_after.to_string();
@@ -391,10 +427,10 @@ impl FaultProxy {
                         _ = &mut stop => break,
                         accepted = listener.accept() => {
                             let Ok((client, _)) = accepted else { continue };
-                            let (t, f, path_contains, retry_after) =
-                                (t.clone(), f.clone(), path_contains.clone(), retry_after.clone());
+                            let (t, f, path_contains, retry_after, seen) =
+                                (t.clone(), f.clone(), path_contains.clone(), retry_after.clone(), seen.clone());
                             tokio::spawn(async move {
-                                let _ = proxy_one(client, upstream_port, &path_contains, fail_first, &retry_after, &t, &f).await;
+                                let _ = proxy_one(client, upstream_port, &path_contains, fail_first, &retry_after, &t, &f, &seen).await;
                             });
                         }
                     }
@@ -405,6 +441,7 @@ impl FaultProxy {
             port,
             throttled,
             forwarded,
+            requests,
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
@@ -430,6 +467,7 @@ async fn proxy_one(
     retry_after: &str,
     throttled: &AtomicUsize,
     forwarded: &AtomicUsize,
+    seen: &std::sync::Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut head = Vec::new();
@@ -442,6 +480,8 @@ async fn proxy_one(
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+    let method = text.split_whitespace().next().unwrap_or("").to_string();
+    seen.lock().unwrap().push(format!("{method} {path}"));
     if path.contains(path_contains)
         && throttled
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
