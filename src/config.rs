@@ -56,8 +56,41 @@ pub struct ConfigFile {
     /// Where per-layer inventories are cached between runs.
     #[serde(default = "default_cache")]
     pub cache: PathBuf,
+    /// OSV ecosystems `vigil db update` downloads (their `<Ecosystem>/all.zip` exports).
+    #[serde(default = "default_advisory_ecosystems")]
+    pub advisory_ecosystems: Vec<String>,
+    /// Where `vigil db update` downloads from: the osv.dev export bucket or a mirror of its layout.
+    #[serde(default = "default_advisory_source")]
+    pub advisory_source: String,
     #[serde(default)]
     pub subscription: Vec<SubscriptionConfig>,
+}
+
+/// The ecosystems of the distros and languages Vigil inventories.
+pub const DEFAULT_ADVISORY_ECOSYSTEMS: &[&str] = &[
+    "AlmaLinux",
+    "Alpine",
+    "Debian",
+    "Rocky Linux",
+    "Ubuntu",
+    "crates.io",
+    "Go",
+    "Maven",
+    "npm",
+    "NuGet",
+    "PyPI",
+    "RubyGems",
+];
+
+fn default_advisory_ecosystems() -> Vec<String> {
+    DEFAULT_ADVISORY_ECOSYSTEMS.iter().map(|s| s.to_string()).collect()
+}
+
+/// The public osv.dev export bucket.
+pub const DEFAULT_ADVISORY_SOURCE: &str = "https://osv-vulnerabilities.storage.googleapis.com";
+
+fn default_advisory_source() -> String {
+    DEFAULT_ADVISORY_SOURCE.to_string()
 }
 
 fn default_warehouse() -> PathBuf {
@@ -179,6 +212,8 @@ pub struct Settings {
     pub advisory_db: PathBuf,
     pub schedules: PathBuf,
     pub cache: PathBuf,
+    pub advisory_ecosystems: Vec<String>,
+    pub advisory_source: String,
     pub subscriptions: Vec<Subscription>,
 }
 
@@ -324,6 +359,22 @@ fn resolve(
             base.join(p)
         }
     };
+    match url::Url::parse(&file.advisory_source) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+        _ => {
+            return Err(invalid(format!(
+                "advisory_source {:?} is not an http(s) URL",
+                file.advisory_source
+            )))
+        }
+    }
+    if let Some(bad) = file
+        .advisory_ecosystems
+        .iter()
+        .find(|e| e.is_empty() || e.contains(['/', '\\']) || e.starts_with('.'))
+    {
+        return Err(invalid(format!("advisory_ecosystems: {bad:?} is not an ecosystem name")));
+    }
     let mut subscription_ids = BTreeSet::new();
     let mut subscriptions = Vec::new();
     for sub in file.subscription {
@@ -397,6 +448,8 @@ fn resolve(
         advisory_db: absolute(&file.advisory_db),
         schedules: absolute(&file.schedules),
         cache: absolute(&file.cache),
+        advisory_ecosystems: file.advisory_ecosystems,
+        advisory_source: file.advisory_source,
         subscriptions,
     })
 }
