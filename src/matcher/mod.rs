@@ -9,6 +9,7 @@ pub mod cvss;
 mod finding;
 pub mod ranges;
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use crate::vulndb::ecosystem::{self, EcosystemInfo, Naming, Versioning};
 use crate::vulndb::Database;
 
 pub use finding::{Finding, Severity, SeveritySource};
-use ranges::Verdict;
+use ranges::{ParsedAffected, Verdict};
 
 /// What a match run produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,9 +64,19 @@ pub fn match_inventory(db: &Database, inventory: &Inventory) -> MatchOutput {
         .as_ref()
         .and_then(|os| os.ecosystem.as_deref())
         .unwrap_or("");
+    // Advisory ranges are parsed once per run, on first use, however many packages meet them.
+    let parsed: Vec<OnceCell<ParsedAffected>> =
+        (0..db.affected_total()).map(|_| OnceCell::new()).collect();
     let mut findings = Vec::new();
     for package in &inventory.packages {
-        match_package(db, package, image_ecosystem, &mut stats, &mut findings);
+        match_package(
+            db,
+            &parsed,
+            package,
+            image_ecosystem,
+            &mut stats,
+            &mut findings,
+        );
     }
     findings.sort_by(|a: &Finding, b: &Finding| {
         (&a.package_name, &a.package_version, &a.location, &a.id).cmp(&(
@@ -164,6 +175,7 @@ fn rpm_version(version: &str) -> String {
 
 fn match_package(
     db: &Database,
+    parsed: &[OnceCell<ParsedAffected>],
     package: &Package,
     image_ecosystem: &str,
     stats: &mut MatchStats,
@@ -219,7 +231,9 @@ fn match_package(
                 continue;
             }
             let (advisory, affected) = db.resolve(entry);
-            match ranges::evaluate(scheme, affected, installed) {
+            let ranges = parsed[db.affected_slot(entry)]
+                .get_or_init(|| ranges::parse_affected(scheme, affected));
+            match ranges::evaluate_parsed(scheme, affected, ranges, installed) {
                 Verdict::Affected { fixed } => {
                     seen_advisories.insert(entry.advisory);
                     findings.push(finding::build(finding::Context {

@@ -54,19 +54,59 @@ enum Kind {
     Limit,
 }
 
+/// An affected entry's ranges with their events parsed and sorted once per run, however many packages
+/// are compared with them. `None` marks a range with a version the scheme rejects.
+pub struct ParsedAffected {
+    ranges: Vec<Option<Vec<(Kind, Bound)>>>,
+}
+
+/// Parses and sorts every range of `affected` in `scheme`.
+pub fn parse_affected(scheme: Scheme, affected: &AffectedPackage) -> ParsedAffected {
+    ParsedAffected {
+        ranges: affected
+            .ranges
+            .iter()
+            .map(|range| parse_range(scheme, range))
+            .collect(),
+    }
+}
+
 /// Evaluates `affected` for `installed`, parsed in `scheme`.
 pub fn evaluate(scheme: Scheme, affected: &AffectedPackage, installed: &Version) -> Verdict {
+    evaluate_parsed(
+        scheme,
+        affected,
+        &parse_affected(scheme, affected),
+        installed,
+    )
+}
+
+/// Like [`evaluate`], with the ranges already parsed by [`parse_affected`].
+pub fn evaluate_parsed(
+    scheme: Scheme,
+    affected: &AffectedPackage,
+    parsed: &ParsedAffected,
+    installed: &Version,
+) -> Verdict {
     let mut unknown = false;
-    let mut fixes: Vec<Version> = Vec::new();
+    let mut fixed: Option<&Version> = None;
     let mut hit = false;
-    for range in &affected.ranges {
-        match evaluate_range(scheme, range, installed) {
-            Some(RangeVerdict::Affected(fixed)) => {
-                hit = true;
-                fixes.extend(fixed);
+    for range in &parsed.ranges {
+        let Some(events) = range else {
+            unknown = true;
+            continue;
+        };
+        if range_affects(events, installed) {
+            hit = true;
+            for (kind, bound) in events {
+                if let (Kind::Fixed, Bound::At(v)) = (kind, bound) {
+                    let above = v.compare(installed) == Some(Ordering::Greater);
+                    let lower = fixed.is_none_or(|f| v.compare(f) == Some(Ordering::Less));
+                    if above && lower {
+                        fixed = Some(v);
+                    }
+                }
             }
-            Some(RangeVerdict::NotAffected) => {}
-            None => unknown = true,
         }
     }
     if !hit {
@@ -78,11 +118,9 @@ pub fn evaluate(scheme: Scheme, affected: &AffectedPackage, installed: &Version)
         });
     }
     if hit {
-        let fixed = fixes
-            .into_iter()
-            .min_by(|a, b| a.compare(b).unwrap_or(Ordering::Equal))
-            .map(|v| v.as_str().to_string());
-        Verdict::Affected { fixed }
+        Verdict::Affected {
+            fixed: fixed.map(|v| v.as_str().to_string()),
+        }
     } else if unknown {
         Verdict::Unknown
     } else {
@@ -90,18 +128,8 @@ pub fn evaluate(scheme: Scheme, affected: &AffectedPackage, installed: &Version)
     }
 }
 
-enum RangeVerdict {
-    /// Affected, with the fixed versions above the installed one.
-    Affected(Vec<Version>),
-    NotAffected,
-}
-
 /// `None` when an event's version does not parse.
-fn evaluate_range(
-    scheme: Scheme,
-    range: &AffectedRange,
-    installed: &Version,
-) -> Option<RangeVerdict> {
+fn parse_range(scheme: Scheme, range: &AffectedRange) -> Option<Vec<(Kind, Bound)>> {
     let mut events: Vec<(Kind, Bound)> = Vec::with_capacity(range.events.len());
     for event in &range.events {
         let (kind, text) = match event {
@@ -122,9 +150,14 @@ fn evaluate_range(
     }
     // Stable sort: events at the same version keep their published order.
     events.sort_by(|a, b| a.1.cmp_bound(&b.1));
+    Some(events)
+}
 
+/// Walks sorted events: introduced opens, fixed closes at its version, last_affected closes after it;
+/// a limit at or below the version excludes it.
+fn range_affects(events: &[(Kind, Bound)], installed: &Version) -> bool {
     let mut affected = false;
-    for (kind, bound) in &events {
+    for (kind, bound) in events {
         let relation = bound.cmp_version(installed); // bound vs installed
         match kind {
             Kind::Introduced if relation != Ordering::Greater => affected = true,
@@ -136,19 +169,7 @@ fn evaluate_range(
     let beyond_limit = events.iter().any(|(kind, bound)| {
         *kind == Kind::Limit && bound.cmp_version(installed) != Ordering::Greater
     });
-    if !affected || beyond_limit {
-        return Some(RangeVerdict::NotAffected);
-    }
-    let fixes = events
-        .into_iter()
-        .filter_map(|(kind, bound)| match (kind, bound) {
-            (Kind::Fixed, Bound::At(v)) if v.compare(installed) == Some(Ordering::Greater) => {
-                Some(v)
-            }
-            _ => None,
-        })
-        .collect();
-    Some(RangeVerdict::Affected(fixes))
+    affected && !beyond_limit
 }
 
 #[cfg(test)]

@@ -105,6 +105,9 @@ pub struct Database {
     advisories: Vec<Advisory>,
     /// ecosystem -> normalised name -> affected entries. Nested so lookups need no allocation.
     index: HashMap<String, HashMap<String, Vec<AffectedRef>>>,
+    /// For each advisory, the number of affected entries before it: gives every entry a dense slot.
+    affected_offsets: Vec<u32>,
+    affected_total: usize,
 }
 
 impl Database {
@@ -112,7 +115,11 @@ impl Database {
     pub fn open(db_dir: &Path) -> Result<Database, DbError> {
         let (meta, advisories) = store::read(db_dir)?;
         let mut index: HashMap<String, HashMap<String, Vec<AffectedRef>>> = HashMap::new();
+        let mut affected_offsets = Vec::with_capacity(advisories.len());
+        let mut affected_total = 0usize;
         for (advisory_index, advisory) in advisories.iter().enumerate() {
+            affected_offsets.push(affected_total as u32);
+            affected_total += advisory.affected.len();
             for (affected_index, affected) in advisory.affected.iter().enumerate() {
                 let Some(info) = ecosystem::info(&affected.ecosystem) else {
                     continue;
@@ -134,6 +141,8 @@ impl Database {
             meta,
             advisories,
             index,
+            affected_offsets,
+            affected_total,
         })
     }
 
@@ -176,6 +185,16 @@ impl Database {
             .and_then(|names| names.get(normalised_name))
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// How many affected entries the DB holds; [`Database::affected_slot`] numbers them densely.
+    pub fn affected_total(&self) -> usize {
+        self.affected_total
+    }
+
+    /// A dense number in `0..affected_total()` for an index entry, for per-run caches.
+    pub fn affected_slot(&self, entry: AffectedRef) -> usize {
+        self.affected_offsets[entry.advisory as usize] as usize + entry.affected as usize
     }
 
     /// Resolves an index entry.
