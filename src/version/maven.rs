@@ -40,6 +40,10 @@ enum Qualifier {
     Unknown(Span),
 }
 
+/// The deepest list nesting we accept. Maven has no limit, but comparing and dropping nested lists
+/// recurses, and a hostile `-----…` must not overflow the stack; real versions nest under 20 deep.
+pub const MAX_NESTING: usize = 256;
+
 /// The index of the release (empty) qualifier among the known ones.
 const RELEASE: u8 = 5;
 
@@ -47,8 +51,9 @@ impl MavenVersion {
     /// Parses like `ComparableVersion.parseVersion`. Maven rejects no string, so only the limits
     /// common to all schemes apply.
     ///
-    /// One documented difference: Java's `Character.isDigit` also accepts non-ASCII decimal digits
-    /// (`١٢`); we treat every non-ASCII character as a letter.
+    /// Two documented differences: Java's `Character.isDigit` also accepts non-ASCII decimal digits
+    /// (`١٢`), which we treat as letters like every non-ASCII character; and versions nesting deeper
+    /// than [`MAX_NESTING`] lists are rejected.
     pub fn parse(text: &str) -> Result<MavenVersion, VersionError> {
         let lower: Box<str> = text.to_lowercase().into();
         let bytes = lower.as_bytes();
@@ -101,6 +106,16 @@ impl MavenVersion {
             }
             let current = levels.last_mut().expect("at least one level");
             current.push(item(&lower, is_digit, (start, bytes.len()), false));
+        }
+        if levels.len() > MAX_NESTING {
+            return Err(VersionError::new(
+                "maven",
+                text,
+                format!(
+                    "{} nested items (each '-' or digit/letter switch nests one); the limit is {MAX_NESTING}",
+                    levels.len()
+                ),
+            ));
         }
         // Close the lists innermost first, normalising each before it joins its parent.
         let mut inner = levels.pop().expect("at least one level");
@@ -292,5 +307,13 @@ mod tests {
             1.01 = 1.1
             ",
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = "1-".repeat(super::MAX_NESTING + 1);
+        assert!(Scheme::Maven.parse(&deep).is_err());
+        let fine = "1-".repeat(super::MAX_NESTING / 2);
+        assert!(Scheme::Maven.parse(&fine).is_ok());
     }
 }

@@ -364,6 +364,8 @@ mod tests {
         let huge_dots = ".".repeat(MAX_VERSION_LEN);
         let too_long = "1".repeat(MAX_VERSION_LEN + 1);
         let nested = "1-".repeat(MAX_VERSION_LEN / 2);
+        let hyphens = "-".repeat(MAX_VERSION_LEN);
+        let switches = "a1".repeat(MAX_VERSION_LEN / 2);
         let inputs: Vec<&str> = vec![
             "",
             " ",
@@ -405,6 +407,8 @@ mod tests {
             huge_dots.as_str(),
             too_long.as_str(),
             nested.as_str(),
+            hyphens.as_str(),
+            switches.as_str(),
         ];
         for scheme in Scheme::ALL {
             for a in &inputs {
