@@ -115,7 +115,52 @@ pub enum SeveritySource {
     None,
 }
 
+/// The severity part of a finding: depends only on the advisory and affected entry, so it is computed
+/// once per run per entry, not once per finding.
+pub(super) struct Scored {
+    cvss_v3_vector: Option<String>,
+    cvss_v3_score: Option<f64>,
+    cvss_v4_vector: Option<String>,
+    cvss_v4_score: Option<f64>,
+    severity: Severity,
+    severity_source: SeveritySource,
+}
+
+pub(super) fn score(advisory: &Advisory, affected: &AffectedPackage) -> Scored {
+    let severities: Vec<&SeverityEntry> = affected
+        .severity
+        .iter()
+        .chain(advisory.severity.iter())
+        .collect();
+    let (cvss_v3_vector, cvss_v3_score) =
+        first_scored(&severities, &SeverityKind::CvssV3, score_v3);
+    let (cvss_v4_vector, cvss_v4_score) =
+        first_scored(&severities, &SeverityKind::CvssV4, score_v4);
+    let vendor = advisory
+        .vendor_severity
+        .as_deref()
+        .and_then(Severity::from_vendor);
+    let (severity, severity_source) = if let Some(score) = cvss_v3_score {
+        (Severity::from_score(score), SeveritySource::CvssV3)
+    } else if let Some(score) = cvss_v4_score {
+        (Severity::from_score(score), SeveritySource::CvssV4)
+    } else if let Some(vendor) = vendor {
+        (vendor, SeveritySource::Vendor)
+    } else {
+        (Severity::Unknown, SeveritySource::None)
+    };
+    Scored {
+        cvss_v3_vector,
+        cvss_v3_score,
+        cvss_v4_vector,
+        cvss_v4_score,
+        severity,
+        severity_source,
+    }
+}
+
 pub(super) struct Context<'a> {
+    pub scored: &'a Scored,
     pub advisory: &'a Advisory,
     pub affected: &'a AffectedPackage,
     pub package: &'a Package,
@@ -151,6 +196,7 @@ fn timestamp(text: &Option<String>) -> Option<DateTime<Utc>> {
 
 pub(super) fn build(context: Context<'_>) -> Finding {
     let Context {
+        scored,
         advisory,
         affected,
         package,
@@ -160,29 +206,6 @@ pub(super) fn build(context: Context<'_>) -> Finding {
         fixed,
         db_content_hash,
     } = context;
-    let severities: Vec<&SeverityEntry> = affected
-        .severity
-        .iter()
-        .chain(advisory.severity.iter())
-        .collect();
-    let (cvss_v3_vector, cvss_v3_score) =
-        first_scored(&severities, &SeverityKind::CvssV3, score_v3);
-    let (cvss_v4_vector, cvss_v4_score) =
-        first_scored(&severities, &SeverityKind::CvssV4, score_v4);
-    let vendor = advisory
-        .vendor_severity
-        .as_deref()
-        .and_then(Severity::from_vendor);
-    let (severity, severity_source) = if let Some(score) = cvss_v3_score {
-        (Severity::from_score(score), SeveritySource::CvssV3)
-    } else if let Some(score) = cvss_v4_score {
-        (Severity::from_score(score), SeveritySource::CvssV4)
-    } else if let Some(vendor) = vendor {
-        (vendor, SeveritySource::Vendor)
-    } else {
-        (Severity::Unknown, SeveritySource::None)
-    };
-
     let summary = if !advisory.summary.is_empty() {
         advisory.summary.clone()
     } else if let Some(line) = advisory
@@ -229,12 +252,12 @@ pub(super) fn build(context: Context<'_>) -> Finding {
         compared_version: compared_version.to_string(),
         patchable: fixed.is_some(),
         fixed_version: fixed,
-        cvss_v3_vector,
-        cvss_v3_score,
-        cvss_v4_vector,
-        cvss_v4_score,
-        severity,
-        severity_source,
+        cvss_v3_vector: scored.cvss_v3_vector.clone(),
+        cvss_v3_score: scored.cvss_v3_score,
+        cvss_v4_vector: scored.cvss_v4_vector.clone(),
+        cvss_v4_score: scored.cvss_v4_score,
+        severity: scored.severity,
+        severity_source: scored.severity_source,
         references: advisory.references.clone(),
         published: timestamp(&advisory.published),
         modified: timestamp(&advisory.modified),

@@ -67,11 +67,17 @@ pub fn match_inventory(db: &Database, inventory: &Inventory) -> MatchOutput {
     // Advisory ranges are parsed once per run, on first use, however many packages meet them.
     let parsed: Vec<OnceCell<ParsedAffected>> =
         (0..db.affected_total()).map(|_| OnceCell::new()).collect();
+    let scored: Vec<OnceCell<finding::Scored>> =
+        (0..db.affected_total()).map(|_| OnceCell::new()).collect();
+    let caches = Caches {
+        parsed: &parsed,
+        scored: &scored,
+    };
     let mut findings = Vec::new();
     for package in &inventory.packages {
         match_package(
             db,
-            &parsed,
+            &caches,
             package,
             image_ecosystem,
             &mut stats,
@@ -88,6 +94,12 @@ pub fn match_inventory(db: &Database, inventory: &Inventory) -> MatchOutput {
     });
     stats.findings = findings.len() as u64;
     MatchOutput { findings, stats }
+}
+
+/// Per-run caches indexed by [`Database::affected_slot`].
+struct Caches<'a> {
+    parsed: &'a [OnceCell<ParsedAffected>],
+    scored: &'a [OnceCell<finding::Scored>],
 }
 
 /// The scheme for an ecosystem's versioning.
@@ -175,7 +187,7 @@ fn rpm_version(version: &str) -> String {
 
 fn match_package(
     db: &Database,
-    parsed: &[OnceCell<ParsedAffected>],
+    caches: &Caches<'_>,
     package: &Package,
     image_ecosystem: &str,
     stats: &mut MatchStats,
@@ -231,12 +243,16 @@ fn match_package(
                 continue;
             }
             let (advisory, affected) = db.resolve(entry);
-            let ranges = parsed[db.affected_slot(entry)]
-                .get_or_init(|| ranges::parse_affected(scheme, affected));
-            match ranges::evaluate_parsed(scheme, affected, ranges, installed) {
+            let slot = db.affected_slot(entry);
+            let ranges =
+                caches.parsed[slot].get_or_init(|| ranges::parse_affected(scheme, affected));
+            match ranges::evaluate_parsed(affected, ranges, installed) {
                 Verdict::Affected { fixed } => {
                     seen_advisories.insert(entry.advisory);
+                    let scored =
+                        caches.scored[slot].get_or_init(|| finding::score(advisory, affected));
                     findings.push(finding::build(finding::Context {
+                        scored,
                         advisory,
                         affected,
                         package,

@@ -58,6 +58,9 @@ enum Kind {
 /// are compared with them. `None` marks a range with a version the scheme rejects.
 pub struct ParsedAffected {
     ranges: Vec<Option<Vec<(Kind, Bound)>>>,
+    /// The explicit `versions` list, parsed and sorted for binary search (PyPI and Maven lists run to
+    /// hundreds of entries); entries the scheme rejects can still match by exact text.
+    versions: Vec<Version>,
 }
 
 /// Parses and sorts every range of `affected` in `scheme`.
@@ -68,22 +71,25 @@ pub fn parse_affected(scheme: Scheme, affected: &AffectedPackage) -> ParsedAffec
             .iter()
             .map(|range| parse_range(scheme, range))
             .collect(),
+        versions: {
+            let mut versions: Vec<Version> = affected
+                .versions
+                .iter()
+                .filter_map(|v| scheme.parse(v).ok())
+                .collect();
+            versions.sort_by(|a, b| a.compare(b).unwrap_or(Ordering::Equal));
+            versions
+        },
     }
 }
 
 /// Evaluates `affected` for `installed`, parsed in `scheme`.
 pub fn evaluate(scheme: Scheme, affected: &AffectedPackage, installed: &Version) -> Verdict {
-    evaluate_parsed(
-        scheme,
-        affected,
-        &parse_affected(scheme, affected),
-        installed,
-    )
+    evaluate_parsed(affected, &parse_affected(scheme, affected), installed)
 }
 
 /// Like [`evaluate`], with the ranges already parsed by [`parse_affected`].
 pub fn evaluate_parsed(
-    scheme: Scheme,
     affected: &AffectedPackage,
     parsed: &ParsedAffected,
     installed: &Version,
@@ -110,12 +116,14 @@ pub fn evaluate_parsed(
         }
     }
     if !hit {
-        hit = affected.versions.iter().any(|listed| {
-            listed == installed.as_str()
-                || scheme
-                    .parse(listed)
-                    .is_ok_and(|v| v.compare(installed) == Some(Ordering::Equal))
-        });
+        hit = parsed
+            .versions
+            .binary_search_by(|v| v.compare(installed).unwrap_or(Ordering::Equal))
+            .is_ok()
+            || affected
+                .versions
+                .iter()
+                .any(|listed| listed == installed.as_str());
     }
     if hit {
         Verdict::Affected {
