@@ -16,21 +16,22 @@ big="$target/vigil-bench/layer-$((size * 2))mib.tar.gz"
 "$bin" build "$((size * 2))" "$big" >/dev/null
 cat "$layer" "$big" >/dev/null  # warm the page cache so every tool reads from memory
 
-seconds() { # best of 3 wall-clock seconds of a command
-    local best=""
-    for _ in 1 2 3; do
-        local start end t
-        start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N)
-        t=$(echo "$end - $start" | bc -l)
-        if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
-    done
-    printf '%.3f' "$best"
+once() { # wall-clock seconds of one run of a command
+    local start end
+    start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N)
+    echo "$end - $start" | bc -l
 }
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 echo "layer: $layer ($(stat -c %s "$layer" | awk "{printf \"%.1f\", \$1/1e6}") MB gzip, $(gzip -dc "$layer" | wc -c | awk "{printf \"%.1f\", \$1/1e6}") MB tar)"
-walk=$(seconds "$bin" walk "$layer")
-gz=$(seconds sh -c "gzip -dc '$layer' > /dev/null")
-inflate=$(seconds "$bin" inflate "$layer")
+# Best of 5 rounds, the three tools interleaved in each round so load from other processes falls on all.
+walk=""; gz=""; inflate=""
+for _ in 1 2 3 4 5; do
+    walk=$(min "$walk" "$(once "$bin" walk "$layer")")
+    gz=$(min "$gz" "$(once sh -c "gzip -dc '$layer' > /dev/null")")
+    inflate=$(min "$inflate" "$(once "$bin" inflate "$layer")")
+done
+walk=$(printf '%.3f' "$walk"); gz=$(printf '%.3f' "$gz"); inflate=$(printf '%.3f' "$inflate")
 echo "vigil layer walk : $walk s"
 echo "gzip -dc         : $gz s"
 echo "bare inflate     : $inflate s"
