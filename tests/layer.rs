@@ -1040,3 +1040,34 @@ fn shared_apk_fixtures_walk_when_available() {
         assert_eq!(image.coverage.status, CoverageStatus::Complete);
     }
 }
+
+#[test]
+fn entry_count_and_uncompressed_size_limits_end_the_walk() {
+    let blob = gzip(&debian_base_tar());
+    let digest = Digest::sha256_of(&blob);
+    let few_entries = Limits {
+        max_entries: 3,
+        ..Limits::default()
+    };
+    let error = walk(&blob[..], GZIP, &digest, real(), &few_entries).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LayerError::LimitExceeded {
+                what: "tar entries",
+                limit: 3,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let small = Limits {
+        max_uncompressed_size: 100_000,
+        ..Limits::default()
+    };
+    let error = walk(&blob[..], GZIP, &digest, real(), &small).unwrap_err();
+    assert!(
+        error.to_string().contains("uncompressed layer size"),
+        "{error}"
+    );
+}
