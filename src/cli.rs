@@ -46,6 +46,64 @@ pub enum Command {
     Crawl(CrawlArgs),
     /// Print the OS and packages inside one image (every platform of an index).
     Inventory(InventoryArgs),
+    /// The advisory database: import OSV files, update from the OSV exports, show its status.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Match an inventory (the JSON `vigil inventory --format json` prints) against the advisory DB.
+    Match(MatchArgs),
+}
+
+/// Where the advisory DB is: `--db`, else the configuration's `advisory_db`, else `./vigil-data/db`.
+#[derive(Debug, Args)]
+pub struct DbLocation {
+    /// The configuration file (for `advisory_db`, `advisory_ecosystems`, `advisory_source`).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The advisory DB directory; overrides the configuration.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Import directories of OSV JSON files and osv.dev zip exports; replaces the DB only when all is read.
+    Import {
+        /// Directories, `.json` files or `.zip` exports.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        location: DbLocation,
+    },
+    /// Download `<source>/<Ecosystem>/all.zip` for each configured ecosystem and import them; on any
+    /// failure the last good DB stays in use.
+    Update {
+        /// Base URL of the OSV export layout (default: the configuration's, else osv.dev's bucket).
+        #[arg(long)]
+        source: Option<String>,
+        /// Ecosystems to fetch (repeatable; default: the configuration's `advisory_ecosystems`).
+        #[arg(long = "ecosystem")]
+        ecosystems: Vec<String>,
+        #[command(flatten)]
+        location: DbLocation,
+    },
+    /// Record counts per ecosystem, content hash and import time.
+    Status {
+        #[command(flatten)]
+        location: DbLocation,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// An inventory JSON file (one object, or an array for an index).
+    #[arg(long)]
+    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub location: DbLocation,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

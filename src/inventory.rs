@@ -37,6 +37,9 @@ pub struct Inventorier {
     extractors: &'static [&'static dyn Extractor],
     limits: Limits,
     in_flight: Mutex<HashMap<Digest, Arc<OnceCell<LayerInventory>>>>,
+    /// Walks under way at once. Each holds a rayon thread while it waits for data, and each buffers a
+    /// bounded channel of chunks, so this bounds both CPU oversubscription and memory.
+    walks: tokio::sync::Semaphore,
     pub stats: LayerStats,
 }
 
@@ -59,6 +62,7 @@ impl Inventorier {
             extractors: extract::all(),
             limits: Limits::default(),
             in_flight: Mutex::new(HashMap::new()),
+            walks: tokio::sync::Semaphore::new(rayon::current_num_threads().max(1) * 2),
             stats: LayerStats::default(),
         })
     }
@@ -180,6 +184,11 @@ impl Inventorier {
             return inventory;
         }
         let size = u64::try_from(descriptor.size).ok();
+        let _walk = self
+            .walks
+            .acquire()
+            .await
+            .expect("the walk semaphore is never closed");
         let fresh = match source.blob_stream(repository, &digest, size).await {
             Ok(stream) => {
                 self.stats.fetched.fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Crawl(args) => commands::crawl::run(args).await,
             Command::Inventory(args) => commands::inventory::run(args).await,
+            Command::Db(command) => commands::db::run(command).await,
+            Command::Match(args) => commands::db::run_match(args),
         }
     });
     match result {

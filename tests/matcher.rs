@@ -113,7 +113,7 @@ fn almalinux_matches_binary_names_with_epoch() {
     assert_eq!(f.fixed_version.as_deref(), Some("1:3.0.7-28.el9_4"));
     assert!(f.patchable);
     assert_eq!(f.category, "AlmaLinux");
-    assert_eq!(f.summary, "Moderate: openssl security update");
+    assert_eq!(&*f.summary, "Moderate: openssl security update");
     // No CVSS in AlmaLinux records: the errata severity word decides.
     assert_eq!(
         (f.severity, f.severity_source),
@@ -132,7 +132,7 @@ fn almalinux_matches_binary_names_with_epoch() {
         f.layer_digest.as_deref(),
         Some(&*format!("sha256:{}", "ab".repeat(32)))
     );
-    assert_eq!(f.db_content_hash, db().content_hash());
+    assert_eq!(&*f.db_content_hash, db().content_hash());
 
     // An explicit zero epoch is the same EVR as none.
     let zero = run(vec![os_package(
@@ -178,7 +178,7 @@ fn almalinux_matches_binaries_through_their_source_rpm() {
     let f = &out.findings[0];
     assert_eq!(f.advisory_package, "kernel");
     assert_eq!(f.fixed_version.as_deref(), Some("5.14.0-611.9.1.el9_7"));
-    assert_eq!(f.aliases, vec!["CVE-2025-39843"]);
+    assert_eq!(f.aliases.to_vec(), vec!["CVE-2025-39843"]);
     // Near misses: without a source name kernel-core is not listed; at the fixed EVR it is fixed.
     assert!(run(vec![os_package(
         "AlmaLinux:9",
@@ -213,7 +213,7 @@ fn debian_matches_by_source_package_and_version_in_its_release() {
     assert_eq!(f.category, "Debian");
     assert_eq!(f.package_type, PackageType::Os);
     assert_eq!(f.source_package.as_deref(), Some("openssl"));
-    assert_eq!(f.summary, "openssl - security update");
+    assert_eq!(&*f.summary, "openssl - security update");
     assert!(f.aliases.contains(&"CVE-2023-0286".to_string()));
     assert_eq!(
         f.remediation,
@@ -272,9 +272,9 @@ fn alpine_matches_by_origin_in_its_release() {
     assert_eq!(ids(&out.findings), vec!["ALPINE-SECDB-CVE-2019-1547"]);
     let f = &out.findings[0];
     assert_eq!(f.fixed_version.as_deref(), Some("1.1.1d-r1"));
-    assert_eq!(f.aliases, vec!["CVE-2019-1547"]);
+    assert_eq!(f.aliases.to_vec(), vec!["CVE-2019-1547"]);
     // No summary or details in these converted records: the id stands in.
-    assert_eq!(f.summary, "ALPINE-SECDB-CVE-2019-1547");
+    assert_eq!(&*f.summary, "ALPINE-SECDB-CVE-2019-1547");
     let mut other_release = libcrypto;
     other_release.ecosystem = "Alpine:v3.10".into();
     assert!(run(vec![other_release]).findings.is_empty());
@@ -386,7 +386,7 @@ fn pypi_real_site_packages() {
     assert!(pip
         .summary
         .starts_with("When installing a package from a Mercurial VCS URL"));
-    assert_eq!(pip.aliases, vec!["CVE-2023-5752"]);
+    assert_eq!(pip.aliases.to_vec(), vec!["CVE-2023-5752"]);
     // PEP 503: names match whatever their spelling.
     let out = run(vec![
         lang("PyPI", "SetupTools", "65.5.0"),

@@ -2,6 +2,7 @@
 //! the stages, prints data on stdout and failures on stderr, and chooses the exit code.
 
 pub mod crawl;
+pub mod db;
 pub mod inventory;
 pub mod output;
 

@@ -1,6 +1,8 @@
 //! Matching stage: the finding a match produces, with severity, fix and remediation worked out once so
 //! every consumer (table, JSON, warehouse) reports the same thing.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -15,10 +17,10 @@ pub struct Finding {
     /// The advisory id (the "finding ID"), e.g. `DSA-5417-1`.
     pub id: String,
     /// CVE and other ids of the same vulnerability (OSV `aliases` plus CVEs from `related`/`upstream`).
-    pub aliases: Vec<String>,
+    pub aliases: Arc<[String]>,
     /// The "security check": the advisory summary, else the first line of its details, else its id.
-    pub summary: String,
-    pub details: String,
+    pub summary: Arc<str>,
+    pub details: Arc<str>,
     /// The family users filter by: `Debian`, `Ubuntu`, `Alpine`, `AlmaLinux`, `PyPI`, `crates.io`...
     pub category: String,
     pub package_type: PackageType,
@@ -45,7 +47,7 @@ pub struct Finding {
     pub severity: Severity,
     pub severity_source: SeveritySource,
     /// Reference URLs.
-    pub references: Vec<String>,
+    pub references: Arc<[String]>,
     pub published: Option<DateTime<Utc>>,
     pub modified: Option<DateTime<Utc>>,
     /// One line telling the user what to do.
@@ -55,7 +57,7 @@ pub struct Finding {
     /// The file the package was read from.
     pub location: String,
     /// The advisory DB's content hash, so every finding says which advisories produced it.
-    pub db_content_hash: String,
+    pub db_content_hash: Arc<str>,
 }
 
 /// Qualitative severity.
@@ -118,6 +120,13 @@ pub enum SeveritySource {
 /// The severity part of a finding: depends only on the advisory and affected entry, so it is computed
 /// once per run per entry, not once per finding.
 pub(super) struct Scored {
+    /// Text every finding of this advisory shares, built once per run rather than copied per finding.
+    aliases: Arc<[String]>,
+    summary: Arc<str>,
+    details: Arc<str>,
+    references: Arc<[String]>,
+    published: Option<DateTime<Utc>>,
+    modified: Option<DateTime<Utc>>,
     cvss_v3_vector: Option<String>,
     cvss_v3_score: Option<f64>,
     cvss_v4_vector: Option<String>,
@@ -149,7 +158,25 @@ pub(super) fn score(advisory: &Advisory, affected: &AffectedPackage) -> Scored {
     } else {
         (Severity::Unknown, SeveritySource::None)
     };
+    let summary = if !advisory.summary.is_empty() {
+        advisory.summary.clone()
+    } else if let Some(line) = advisory
+        .details
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+    {
+        line.to_string()
+    } else {
+        advisory.id.clone()
+    };
     Scored {
+        aliases: advisory.aliases.clone().into(),
+        summary: summary.into(),
+        details: advisory.details.as_str().into(),
+        references: advisory.references.clone().into(),
+        published: timestamp(&advisory.published),
+        modified: timestamp(&advisory.modified),
         cvss_v3_vector,
         cvss_v3_score,
         cvss_v4_vector,
@@ -168,7 +195,7 @@ pub(super) struct Context<'a> {
     pub ecosystem: &'a str,
     pub compared_version: &'a str,
     pub fixed: Option<String>,
-    pub db_content_hash: &'a str,
+    pub db_content_hash: &'a Arc<str>,
 }
 
 /// The first vector of `kind` that scores, preferring the affected entry's own severity.
@@ -206,19 +233,6 @@ pub(super) fn build(context: Context<'_>) -> Finding {
         fixed,
         db_content_hash,
     } = context;
-    let summary = if !advisory.summary.is_empty() {
-        advisory.summary.clone()
-    } else if let Some(line) = advisory
-        .details
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-    {
-        line.to_string()
-    } else {
-        advisory.id.clone()
-    };
-
     let source_package = package
         .source_name
         .as_deref()
@@ -239,9 +253,9 @@ pub(super) fn build(context: Context<'_>) -> Finding {
 
     Finding {
         id: advisory.id.clone(),
-        aliases: advisory.aliases.clone(),
-        summary,
-        details: advisory.details.clone(),
+        aliases: scored.aliases.clone(),
+        summary: scored.summary.clone(),
+        details: scored.details.clone(),
         category: info.family.to_string(),
         package_type: package.package_type,
         package_name: package.name.clone(),
@@ -258,12 +272,12 @@ pub(super) fn build(context: Context<'_>) -> Finding {
         cvss_v4_score: scored.cvss_v4_score,
         severity: scored.severity,
         severity_source: scored.severity_source,
-        references: advisory.references.clone(),
-        published: timestamp(&advisory.published),
-        modified: timestamp(&advisory.modified),
+        references: scored.references.clone(),
+        published: scored.published,
+        modified: scored.modified,
         remediation,
         layer_digest: package.layer_digest.clone(),
         location: package.location.clone(),
-        db_content_hash: db_content_hash.to_string(),
+        db_content_hash: db_content_hash.clone(),
     }
 }

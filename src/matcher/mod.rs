@@ -10,7 +10,8 @@ mod finding;
 pub mod ranges;
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,25 +74,23 @@ pub fn match_inventory(db: &Database, inventory: &Inventory) -> MatchOutput {
         parsed: &parsed,
         scored: &scored,
     };
+    let db_content_hash: Arc<str> = db.content_hash().into();
     let mut findings = Vec::new();
     for package in &inventory.packages {
+        let first = findings.len();
         match_package(
             db,
             &caches,
             package,
             image_ecosystem,
+            &db_content_hash,
             &mut stats,
             &mut findings,
         );
+        // Findings come out in inventory order (merged inventories are sorted); within one package, by
+        // advisory id. Sorting only these few keeps the output deterministic without a global string sort.
+        findings[first..].sort_unstable_by(|a: &Finding, b: &Finding| a.id.cmp(&b.id));
     }
-    findings.sort_by(|a: &Finding, b: &Finding| {
-        (&a.package_name, &a.package_version, &a.location, &a.id).cmp(&(
-            &b.package_name,
-            &b.package_version,
-            &b.location,
-            &b.id,
-        ))
-    });
     stats.findings = findings.len() as u64;
     MatchOutput { findings, stats }
 }
@@ -190,6 +189,7 @@ fn match_package(
     caches: &Caches<'_>,
     package: &Package,
     image_ecosystem: &str,
+    db_content_hash: &Arc<str>,
     stats: &mut MatchStats,
     findings: &mut Vec<Finding>,
 ) {
@@ -222,7 +222,8 @@ fn match_package(
     let scheme = scheme(info.versioning);
 
     let mut installed = None;
-    let mut seen_advisories: HashSet<u32> = HashSet::new();
+    // Few advisories meet one package: a short list beats a hash set allocated per package.
+    let mut seen_advisories: Vec<u32> = Vec::new();
     for name in &lookup.names {
         for &entry in db.lookup(ecosystem_name, name) {
             let installed = match &mut installed {
@@ -248,7 +249,7 @@ fn match_package(
                 caches.parsed[slot].get_or_init(|| ranges::parse_affected(scheme, affected));
             match ranges::evaluate_parsed(affected, ranges, installed) {
                 Verdict::Affected { fixed } => {
-                    seen_advisories.insert(entry.advisory);
+                    seen_advisories.push(entry.advisory);
                     let scored =
                         caches.scored[slot].get_or_init(|| finding::score(advisory, affected));
                     findings.push(finding::build(finding::Context {
@@ -260,7 +261,7 @@ fn match_package(
                         ecosystem: ecosystem_name,
                         compared_version: &lookup.version,
                         fixed,
-                        db_content_hash: db.content_hash(),
+                        db_content_hash,
                     }));
                 }
                 Verdict::NotAffected => {}
