@@ -83,7 +83,10 @@ pub const DEFAULT_ADVISORY_ECOSYSTEMS: &[&str] = &[
 ];
 
 fn default_advisory_ecosystems() -> Vec<String> {
-    DEFAULT_ADVISORY_ECOSYSTEMS.iter().map(|s| s.to_string()).collect()
+    DEFAULT_ADVISORY_ECOSYSTEMS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// The public osv.dev export bucket.
@@ -373,7 +376,9 @@ fn resolve(
         .iter()
         .find(|e| e.is_empty() || e.contains(['/', '\\']) || e.starts_with('.'))
     {
-        return Err(invalid(format!("advisory_ecosystems: {bad:?} is not an ecosystem name")));
+        return Err(invalid(format!(
+            "advisory_ecosystems: {bad:?} is not an ecosystem name"
+        )));
     }
     let mut subscription_ids = BTreeSet::new();
     let mut subscriptions = Vec::new();
