@@ -661,3 +661,115 @@ fn extracted_owned_files_round_trip_through_json() {
     let text = serde_json::to_string(&owned).unwrap();
     assert_eq!(serde_json::from_str::<Extracted>(&text).unwrap(), owned);
 }
+
+#[test]
+fn rpm_file_lists_are_read_from_the_real_databases() {
+    let files = extractor("os/rpm-files");
+    for (relative, path) in [
+        (
+            "rpm-bdb/go-rpmdb-libuuid/var/lib/rpm/Packages",
+            "var/lib/rpm/Packages",
+        ),
+        (
+            "rpm-sqlite/go-rpmdb-cbl-mariner-2.0/var/lib/rpm/rpmdb.sqlite",
+            "var/lib/rpm/rpmdb.sqlite",
+        ),
+    ] {
+        let Ok(Extracted::OwnedFiles(lists)) = files.extract(path, &fixture_bytes(relative)) else {
+            panic!("{relative}: no file lists");
+        };
+        assert!(!lists.is_empty(), "{relative}");
+        let owns = |owner: &str, path: &str| {
+            lists
+                .iter()
+                .any(|l| l.owner == owner && l.paths.iter().any(|p| p == path))
+        };
+        assert!(
+            owns("libuuid", "usr/lib64/libuuid.so.1") || owns("mariner-release", "etc/issue"),
+            "{relative}"
+        );
+        for list in &lists {
+            assert!(
+                list.paths
+                    .iter()
+                    .all(|p| !p.starts_with('/') && !p.is_empty()),
+                "{}",
+                list.owner
+            );
+        }
+    }
+    assert!(files.extract("var/lib/rpm/Packages", b"garbage").is_err());
+}
+
+const GO_BINARY: &str =
+    "go-binary/scalibr-module-replacement-linux-amd64/binary_with_module_replacement-linux-amd64";
+
+#[test]
+fn scratch_image_with_a_go_binary_is_assessed_through_the_walk() {
+    let binary = fixture_bytes(GO_BINARY);
+    let inventory = merge(
+        &[layer(&[Entry {
+            path: "ko-app/server",
+            mode: 0o755,
+            data: &binary,
+        }])],
+        None,
+    );
+    let mut got: Vec<_> = inventory
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str(), p.ecosystem.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("binary_with_module_replacement", "(devel)", "Go"),
+            (
+                "github.com/golang/xerrors",
+                "0.0.0-20220907171357-04be3eba64a2",
+                "Go"
+            ),
+            ("stdlib", "1.22.0", "Go"),
+        ]
+    );
+    assert_eq!(inventory.coverage.status, CoverageStatus::Complete);
+    // The same bytes without an executable bit are not claimed: nothing found, and said so.
+    let not_executable = merge(&[layer(&[file("ko-app/server", &binary)])], None);
+    assert_eq!(
+        not_executable.coverage.status,
+        CoverageStatus::NoPackagesFound
+    );
+}
+
+fn tar_of(path: &str, mode: u32, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(mode);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(data.len() as u64);
+    builder.append_data(&mut header, path, data).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn a_binary_claimed_by_one_streaming_extractor_is_streamed_and_truncation_fails_the_layer() {
+    let go: &[&'static dyn Extractor] = &[extractor("binary/go")];
+    let blob = tar_of("app/server", 0o755, &fixture_bytes(GO_BINARY));
+    let inventory = walk(
+        &blob[..],
+        TAR,
+        &Digest::sha256_of(&blob),
+        go,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(inventory.files.len(), 1);
+    let Ok(Extracted::Packages(packages)) = &inventory.files[0].result else {
+        panic!("{:?}", inventory.files[0].result);
+    };
+    assert_eq!(packages.len(), 3);
+    // A layer cut off inside the binary is the layer's failure, not an empty binary.
+    let cut = &blob[..blob.len() / 2];
+    assert!(walk(cut, TAR, &Digest::sha256_of(cut), go, &Limits::default()).is_err());
+}
