@@ -349,7 +349,7 @@ fn the_bundled_layout_reports_coverage_for_every_image() {
     let (debian, _) = inventory_json(&image("library/debian:12"), &[]);
     assert_eq!(debian[0]["packages"].as_array().unwrap().len(), 735);
     let (scratch, _) = inventory_json(&image("apps/scratch:1.0"), &[]);
-    assert_eq!(scratch[0]["coverage"]["status"], "no-os-release");
+    assert_eq!(scratch[0]["coverage"]["status"], "no-packages-found");
     assert!(scratch[0]["packages"].as_array().unwrap().is_empty());
     let table = vigil(&["inventory", &image("distroless/base:nonroot")], &[]);
     assert_eq!(table.code, 0, "{}", table.stderr);

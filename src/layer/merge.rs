@@ -126,19 +126,28 @@ fn key_of(package: &Package) -> PackageKey {
 }
 
 /// Everything the view yields: packages from files (links only lead to files already in the view, so
-/// they add no packages), OS identities by path, and the problems met.
-struct Visible {
+/// they add no packages), OS identities by path, files OS packages own, and the problems met.
+struct Visible<'a> {
     packages: Vec<Package>,
     os: Vec<(String, OsIdentity)>,
     problems: Vec<String>,
+    /// Path -> owning OS package, from dpkg and rpm file lists that are still visible.
+    owned: HashMap<&'a str, &'a str>,
 }
 
-fn collect(view: &View<'_>) -> Visible {
-    let mut visible = Visible {
-        packages: Vec::new(),
-        os: Vec::new(),
-        problems: Vec::new(),
-    };
+impl Visible<'_> {
+    fn empty() -> Self {
+        Visible {
+            packages: Vec::new(),
+            os: Vec::new(),
+            problems: Vec::new(),
+            owned: HashMap::new(),
+        }
+    }
+}
+
+fn collect<'a>(view: &View<'a>) -> Visible<'a> {
+    let mut visible = Visible::empty();
     for (path, nodes) in view {
         for (extractor, node) in nodes {
             match node {
@@ -158,6 +167,13 @@ fn collect(view: &View<'_>) -> Visible {
                     Ok(Extracted::Os(identity)) => {
                         visible.os.push((path.to_string(), identity.clone()))
                     }
+                    Ok(Extracted::OwnedFiles(lists)) => {
+                        for list in lists {
+                            for owned in &list.paths {
+                                visible.owned.insert(owned.as_str(), list.owner.as_str());
+                            }
+                        }
+                    }
                     Err(reason) => visible.problems.push(reason.clone()),
                 },
                 Node::Link { .. } => match resolve(view, extractor, path) {
@@ -165,7 +181,7 @@ fn collect(view: &View<'_>) -> Visible {
                         visible.os.push((path.to_string(), identity.clone()))
                     }
                     // Packages behind a link are counted at the link's target.
-                    Ok((_, Ok(Extracted::Packages(_)))) => {}
+                    Ok((_, Ok(Extracted::Packages(_) | Extracted::OwnedFiles(_)))) => {}
                     // The target's own failure is already reported at the target.
                     Ok((_, Err(_))) => {}
                     Err(reason) => visible.problems.push(reason),
@@ -225,14 +241,11 @@ pub fn merge(layers: &[LayerInventory], unsupported_os: Option<String>) -> Inven
         introduced = next;
         visible = Some(now);
     }
-    let visible = visible.unwrap_or(Visible {
-        packages: Vec::new(),
-        os: Vec::new(),
-        problems: Vec::new(),
-    });
+    let visible = visible.unwrap_or_else(Visible::empty);
     problems.extend(visible.problems);
     let os = choose_os(visible.os);
     let mut packages = visible.packages;
+    drop_os_owned(&mut packages, &visible.owned);
     let mut os_packages_without_ecosystem = 0usize;
     for package in &mut packages {
         if let Some(&layer) = introduced.get(&key_of(package)) {
@@ -247,7 +260,12 @@ pub fn merge(layers: &[LayerInventory], unsupported_os: Option<String>) -> Inven
     }
     packages.sort();
     packages.dedup();
+    let os_packages = packages
+        .iter()
+        .filter(|package| package.package_type == PackageType::Os)
+        .count();
     let coverage = coverage(CoverageInputs {
+        os_packages,
         layers: layers.len(),
         failed_layers,
         problems,
@@ -266,7 +284,47 @@ pub fn merge(layers: &[LayerInventory], unsupported_os: Option<String>) -> Inven
     }
 }
 
+/// Drops language packages whose metadata an OS package installed: the distro's own build of a library
+/// (Debian's `python3-urllib3`) is matched against the distro's advisories through its OS package, and
+/// must not also be matched against the language ecosystem's advisories for a version it patched.
+fn drop_os_owned(packages: &mut Vec<Package>, owned: &HashMap<&str, &str>) {
+    if owned.is_empty() {
+        return;
+    }
+    packages.retain(|package| {
+        if package.package_type != PackageType::Language {
+            return true;
+        }
+        let location = package.location.as_str();
+        // Metadata files also count as owned when their package directory (`x.dist-info`,
+        // `node_modules/x`) is listed; other files (binaries, jars, lock files) only by their own
+        // path, since every package lists shared directories like `usr/bin`.
+        let in_package_dir = ["/METADATA", "/PKG-INFO", "/package.json"]
+            .iter()
+            .any(|suffix| location.ends_with(suffix));
+        let owner = owned.get(location).or_else(|| {
+            in_package_dir
+                .then(|| owned.get(path::parent(location)))
+                .flatten()
+        });
+        match owner {
+            Some(owner) => {
+                tracing::debug!(
+                    package = %package.name,
+                    location,
+                    owner,
+                    "language package installed by an OS package; reported through the OS package only"
+                );
+                false
+            }
+            None => true,
+        }
+    });
+}
+
 struct CoverageInputs<'a> {
+    /// How many of `packages` came from the OS package manager.
+    os_packages: usize,
     layers: usize,
     failed_layers: usize,
     problems: Vec<String>,
@@ -322,9 +380,17 @@ fn coverage(inputs: CoverageInputs<'_>) -> Coverage {
         return status(CoverageStatus::Partial, summarise(&reasons));
     }
     match (inputs.os, inputs.packages) {
+        // Scratch with a binary that carries no build info: nothing recognisable, so say exactly that
+        // rather than blame a missing os-release.
         (None, 0) => status(
-            CoverageStatus::NoOsRelease,
+            CoverageStatus::NoPackagesFound,
             "no os-release and no packages found".into(),
+        ),
+        // Scratch or distroless-static with Go binaries, jars...: language packages carry their own
+        // ecosystem, so every package found can be matched and nothing read is left unassessed.
+        (None, count) if inputs.os_packages == 0 => status(
+            CoverageStatus::Complete,
+            format!("no os-release; {count} language packages assessed on their own ecosystems"),
         ),
         (None, count) => status(
             CoverageStatus::NoOsRelease,

@@ -2,7 +2,7 @@
 //! walk does not want are skipped inside the read buffer, and nothing is ever allocated by a size the
 //! archive declares (GNU long names and PAX headers are bounded), unlike general-purpose tar readers.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 const BLOCK: usize = 512;
 
@@ -42,6 +42,9 @@ pub(crate) struct Entry {
     pub link: Vec<u8>,
     /// Bytes of data that follow the header (before padding).
     pub size: u64,
+    /// Permission bits from the header's mode field (0 when unreadable), so executables can be told
+    /// apart from other files.
+    pub mode: u32,
 }
 
 /// Reads entries one after another from a buffered, decompressed stream.
@@ -53,6 +56,48 @@ pub(crate) struct TarReader<R: BufRead> {
     pending: u64,
     max_extended: u64,
     finished: bool,
+}
+
+/// Streams one entry's data out of the tar reader. A failure of the layer itself (truncation, a
+/// decompression error) is kept in `error` for the walk to report as the layer's failure; the
+/// extractor only sees a generic read error.
+pub(crate) struct BodyReader<'t, R: BufRead> {
+    tar: &'t mut TarReader<R>,
+    remaining: u64,
+    pub(crate) error: Option<TarError>,
+}
+
+impl<R: BufRead> Read for BodyReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let available = match self.tar.inner.fill_buf() {
+            Ok(available) => available,
+            Err(error) => {
+                let reason = error.to_string();
+                self.error = Some(TarError::Io(error));
+                return Err(io::Error::other(format!("layer read failed: {reason}")));
+            }
+        };
+        if available.is_empty() {
+            self.error = Some(self.tar.truncated());
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "layer ends inside this file",
+            ));
+        }
+        let step = available
+            .len()
+            .min(buf.len())
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        buf[..step].copy_from_slice(&available[..step]);
+        self.tar.inner.consume(step);
+        self.remaining -= step as u64;
+        self.tar.pending -= step as u64;
+        self.tar.offset += step as u64;
+        Ok(step)
+    }
 }
 
 /// Verifies a header's checksum: the unsigned (POSIX) or signed (old Sun tar) byte sum, with the
@@ -242,6 +287,17 @@ impl<R: BufRead> TarReader<R> {
         Ok(data)
     }
 
+    /// A reader over the current entry's first `size` data bytes, for extractors that stream a file
+    /// instead of holding it. Whatever it leaves unread is skipped by the next `next_entry`.
+    pub(crate) fn body_reader(&mut self, size: u64) -> BodyReader<'_, R> {
+        let remaining = size.min(self.pending);
+        BodyReader {
+            tar: self,
+            remaining,
+            error: None,
+        }
+    }
+
     fn truncated(&self) -> TarError {
         TarError::Invalid(format!(
             "archive ends inside an entry ({} bytes missing)",
@@ -363,11 +419,13 @@ impl<R: BufRead> TarReader<R> {
             };
             self.pending =
                 padded(size).ok_or_else(|| TarError::Invalid("entry size overflows".into()))?;
+            let mode = parse_octal(&block[100..108]).map_or(0, |mode| (mode & 0o7777) as u32);
             return Ok(Some(Entry {
                 kind,
                 name,
                 link,
                 size,
+                mode,
             }));
         }
     }

@@ -237,7 +237,14 @@ impl<'a> Walker<'a> {
         }
         self.claimers.clear();
         for (index, extractor) in self.extractors.iter().enumerate() {
-            if extractor.claims(&normalised) {
+            // Regular files are offered with their mode and size, so executables (which can live
+            // anywhere) can be claimed; links are claimed by path alone.
+            let claimed = if entry.kind == EntryKind::File {
+                extractor.claims_entry(&normalised, entry.mode, entry.size)
+            } else {
+                extractor.claims(&normalised)
+            };
+            if claimed {
                 self.claimers.push(index);
             }
         }
@@ -306,6 +313,11 @@ impl<'a> Walker<'a> {
         path: String,
         size: u64,
     ) -> Result<(), TarError> {
+        if let [only] = self.claimers[..] {
+            if self.extractors[only].streams() {
+                return self.streamed_file(tar, path, size, self.extractors[only]);
+            }
+        }
         if self.claimed_files >= self.limits.max_claimed_files
             || self.claimed_bytes.saturating_add(size) > self.limits.max_claimed_bytes
         {
@@ -346,6 +358,54 @@ impl<'a> Walker<'a> {
                 result,
             });
         }
+        Ok(())
+    }
+
+    /// Hands a file to the one extractor claiming it as a stream, so a large binary is never held
+    /// whole; it counts against the file budget but not the byte budget, which bounds memory.
+    fn streamed_file<R: io::BufRead>(
+        &mut self,
+        tar: &mut TarReader<R>,
+        path: String,
+        size: u64,
+        extractor: &'static dyn Extractor,
+    ) -> Result<(), TarError> {
+        if self.claimed_files >= self.limits.max_claimed_files {
+            self.skipped_over_budget += 1;
+            return Ok(());
+        }
+        self.claimed_files += 1;
+        let limit = extractor.max_file_size();
+        let result = if size > limit {
+            Err(format!(
+                "{}: {path}: file is {size} bytes, over the limit of {limit}; not read",
+                extractor.name()
+            ))
+        } else {
+            let mut body = tar.body_reader(size);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                extractor.extract_reader(&path, size, &mut body)
+            }));
+            // A failure of the layer itself ends the walk as any other read failure would.
+            if let Some(error) = body.error.take() {
+                return Err(error);
+            }
+            match outcome {
+                Ok(Ok(extracted)) => Ok(extracted),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!(
+                    "{}: {path}: extractor panicked on this file",
+                    extractor.name()
+                )),
+            }
+        };
+        self.inventory.files.push(ClaimedFile {
+            path,
+            extractor: extractor.name().to_string(),
+            extractor_version: extractor.version(),
+            size,
+            result,
+        });
         Ok(())
     }
 

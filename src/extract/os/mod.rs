@@ -5,6 +5,7 @@
 
 pub mod apk;
 pub mod dpkg;
+pub mod dpkg_files;
 pub mod release;
 pub mod rpm;
 

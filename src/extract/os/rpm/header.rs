@@ -15,6 +15,9 @@ pub mod tag {
     pub const VENDOR: u32 = 1011;
     pub const ARCH: u32 = 1022;
     pub const SOURCERPM: u32 = 1044;
+    pub const DIRINDEXES: u32 = 1116;
+    pub const BASENAMES: u32 = 1117;
+    pub const DIRNAMES: u32 = 1118;
 }
 
 /// Entry data types from `rpmtag.h`.
@@ -162,6 +165,105 @@ impl<'a> Header<'a> {
                 ))
             })
     }
+}
+
+impl Header<'_> {
+    /// Every string of a STRING_ARRAY entry (at most `count`, each checked against the data store).
+    fn strings(&self, tag: u32) -> Result<Vec<String>, RpmError> {
+        let Some(entry) = self.find(tag) else {
+            return Ok(Vec::new());
+        };
+        if entry.kind != kind::STRING_ARRAY {
+            return Err(RpmError::Header(format!(
+                "tag {tag} has type {} where a string array was expected",
+                entry.kind
+            )));
+        }
+        let mut rest = self.data.get(entry.offset as usize..).ok_or_else(|| {
+            RpmError::Header(format!(
+                "tag {tag} offset {} is past the data store",
+                entry.offset
+            ))
+        })?;
+        // Each string takes at least its NUL byte, so a count larger than the data is a lie; check
+        // before allocating for it.
+        if entry.count as usize > rest.len() {
+            return Err(RpmError::Header(format!(
+                "tag {tag} claims {} strings in {} bytes",
+                entry.count,
+                rest.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(entry.count as usize);
+        for _ in 0..entry.count {
+            let length = rest.iter().position(|&b| b == 0).ok_or_else(|| {
+                RpmError::Header(format!("tag {tag} string array is not terminated"))
+            })?;
+            out.push(String::from_utf8_lossy(&rest[..length]).into_owned());
+            rest = &rest[length + 1..];
+        }
+        Ok(out)
+    }
+
+    /// Every value of an INT32 entry.
+    fn int32s(&self, tag: u32) -> Result<Vec<u32>, RpmError> {
+        let Some(entry) = self.find(tag) else {
+            return Ok(Vec::new());
+        };
+        if entry.kind != kind::INT32 {
+            return Err(RpmError::Header(format!(
+                "tag {tag} has type {} where INT32 values were expected",
+                entry.kind
+            )));
+        }
+        let start = entry.offset as usize;
+        let end = (entry.count as usize)
+            .checked_mul(4)
+            .and_then(|len| start.checked_add(len))
+            .filter(|&end| end <= self.data.len())
+            .ok_or_else(|| {
+                RpmError::Header(format!(
+                    "tag {tag}: {} INT32 values at {start} overrun the data store",
+                    entry.count
+                ))
+            })?;
+        Ok(self.data[start..end]
+            .chunks_exact(4)
+            .map(|raw| u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]))
+            .collect())
+    }
+}
+
+/// Reads the package name and the files it installed (DIRNAMES[DIRINDEXES[i]] + BASENAMES[i]) from a
+/// header blob, as paths without the leading `/`.
+pub fn parse_file_list(blob: &[u8]) -> Result<(String, Vec<String>), RpmError> {
+    let header = Header::parse(blob)?;
+    let name = header
+        .string(tag::NAME)?
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| RpmError::Header("no NAME (tag 1000)".into()))?;
+    let base_names = header.strings(tag::BASENAMES)?;
+    let dir_names = header.strings(tag::DIRNAMES)?;
+    let dir_indexes = header.int32s(tag::DIRINDEXES)?;
+    if base_names.len() != dir_indexes.len() {
+        return Err(RpmError::Header(format!(
+            "{} base names but {} directory indexes",
+            base_names.len(),
+            dir_indexes.len()
+        )));
+    }
+    let mut paths = Vec::with_capacity(base_names.len());
+    for (base, index) in base_names.iter().zip(dir_indexes) {
+        let dir = dir_names.get(index as usize).ok_or_else(|| {
+            RpmError::Header(format!(
+                "directory index {index} is past the {} directory names",
+                dir_names.len()
+            ))
+        })?;
+        let full = format!("{dir}{base}");
+        paths.push(full.trim_start_matches('/').to_string());
+    }
+    Ok((name, paths))
 }
 
 /// Parses a header blob as stored in an rpm database (without the 8-byte magic that `.rpm` files

@@ -6,6 +6,7 @@
 //! so the source RPM's name and version are reported as the package's source.
 
 pub mod bdb;
+pub mod files;
 pub mod header;
 pub mod ndb;
 pub mod sqlite;

@@ -1,0 +1,186 @@
+//! Extract stage: `lang/python` reads installed Python distributions: `*.dist-info/METADATA` (wheels,
+//! pip) and `*.egg-info/PKG-INFO` or a bare `*.egg-info` file (setuptools, distro-built eggs) directly
+//! inside a `site-packages` or `dist-packages` directory.
+//!
+//! PyPI advisories name projects by their PEP 503 normalised name, so `PyYAML` is reported `pyyaml`.
+
+use crate::extract::lang::{base_name, lang_package, parent, shorten};
+use crate::extract::{ExtractError, Extracted, Extractor};
+use crate::model::Package;
+
+/// The `lang/python` extractor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Python;
+
+/// The extractor's stable name.
+pub const NAME: &str = "lang/python";
+/// OSV's ecosystem name for Python packages.
+pub const ECOSYSTEM: &str = "PyPI";
+
+/// Whether `dir` is a directory pip installs distributions into.
+fn is_install_dir(dir: &str) -> bool {
+    let name = base_name(dir);
+    name == "site-packages" || name == "dist-packages"
+}
+
+impl Extractor for Python {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn claims(&self, path: &str) -> bool {
+        let file = base_name(path);
+        let dir = parent(path);
+        if file == "METADATA" {
+            // Only a distribution's own metadata directly under the install dir; vendored copies and
+            // source trees are not installed distributions.
+            return dir.ends_with(".dist-info") && is_install_dir(parent(dir));
+        }
+        if file == "PKG-INFO" {
+            return dir.ends_with(".egg-info") && is_install_dir(parent(dir));
+        }
+        file.ends_with(".egg-info") && is_install_dir(dir)
+    }
+
+    fn max_file_size(&self) -> u64 {
+        // Long descriptions make METADATA files of a few hundred KiB at most.
+        8 * 1024 * 1024
+    }
+
+    fn extract(&self, path: &str, contents: &[u8]) -> Result<Extracted, ExtractError> {
+        parse_metadata(path, contents)
+            .map(|package| Extracted::Packages(vec![package]))
+            .map_err(|reason| ExtractError::new(NAME, path, reason))
+    }
+}
+
+/// Normalises a project name per PEP 503: lower case, runs of `-`, `_` and `.` become one `-`.
+pub fn normalise_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_separator = false;
+    for ch in name.trim().chars() {
+        if matches!(ch, '-' | '_' | '.') {
+            in_separator = true;
+            continue;
+        }
+        if in_separator && !out.is_empty() {
+            out.push('-');
+        }
+        in_separator = false;
+        out.extend(ch.to_lowercase());
+    }
+    out
+}
+
+/// Parses the RFC 822-style header block of a METADATA / PKG-INFO file into one package.
+///
+/// Only the header (up to the first blank line) is read: the body is the long description, which may
+/// itself contain lines that look like headers.
+pub fn parse_metadata(location: &str, contents: &[u8]) -> Result<Package, String> {
+    let text = String::from_utf8_lossy(contents);
+    let mut name = None;
+    let mut version = None;
+    for raw_line in text.split('\n') {
+        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
+        if line.trim().is_empty() {
+            break;
+        }
+        if line.starts_with(' ') || line.starts_with('\t') {
+            continue;
+        }
+        let Some((field, value)) = line.split_once(':') else {
+            return Err(format!(
+                "expected `Field: value` in the metadata header, found {:?}",
+                shorten(line)
+            ));
+        };
+        let value = value.trim();
+        if field.eq_ignore_ascii_case("Name") && name.is_none() {
+            name = Some(value);
+        } else if field.eq_ignore_ascii_case("Version") && version.is_none() {
+            version = Some(value);
+        }
+    }
+    let name = name
+        .filter(|name| !name.is_empty())
+        .ok_or("no Name field in the metadata header")?;
+    let version = version
+        .filter(|version| !version.is_empty())
+        .ok_or_else(|| format!("distribution {:?} has no Version field", shorten(name)))?;
+    let normalised = normalise_name(name);
+    if normalised.is_empty() {
+        return Err(format!("name {:?} is empty once normalised", shorten(name)));
+    }
+    Ok(lang_package(
+        NAME,
+        ECOSYSTEM,
+        location,
+        normalised,
+        version.to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_installed_metadata_only() {
+        let cases = [
+            (
+                "usr/lib/python3/dist-packages/urllib3-1.26.12.dist-info/METADATA",
+                true,
+            ),
+            (
+                "usr/local/lib/python3.11/site-packages/pip-23.2.1.dist-info/METADATA",
+                true,
+            ),
+            (
+                "usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO",
+                true,
+            ),
+            ("usr/lib/python3/dist-packages/six-1.16.0.egg-info", true),
+            (
+                "usr/lib/python3/dist-packages/pip/_vendor/x.dist-info/METADATA",
+                false,
+            ),
+            ("src/project.egg-info/PKG-INFO", false),
+            (
+                "usr/lib/python3/dist-packages/six-1.16.0.dist-info/RECORD",
+                false,
+            ),
+            ("METADATA", false),
+            ("site-packages/a.dist-info/METADATA", true),
+        ];
+        for (path, want) in cases {
+            assert_eq!(Python.claims(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn names_are_pep503_normalised() {
+        assert_eq!(normalise_name("PyYAML"), "pyyaml");
+        assert_eq!(normalise_name("charset_normalizer"), "charset-normalizer");
+        assert_eq!(normalise_name("zope.interface"), "zope-interface");
+        assert_eq!(normalise_name("A__B-.-C"), "a-b-c");
+    }
+
+    #[test]
+    fn header_only_and_bad_input() {
+        let text = b"Metadata-Version: 2.1\nName: Foo_Bar\nVersion: 1.0\n\nName: not-this\n";
+        let package = parse_metadata("x", text).unwrap();
+        assert_eq!(
+            (package.name.as_str(), package.version.as_str()),
+            ("foo-bar", "1.0")
+        );
+        assert!(parse_metadata("x", b"Version: 1\n").is_err());
+        assert!(parse_metadata("x", b"Name: a\n").is_err());
+        assert!(parse_metadata("x", b"\xff\xfe\x00garbage").is_err());
+        assert!(parse_metadata("x", b"").is_err());
+        assert!(parse_metadata("x", b"Name: ---\nVersion: 1\n").is_err());
+    }
+}
