@@ -190,6 +190,23 @@ fn time_walk(blob: &[u8], media_type: &str, extractors: &[&'static dyn Extractor
 fn main() {
     let tar = build_layer();
     let gz = gzip(&tar);
+    // `EXTRACT_OVERHEAD_ONCE=os|all` walks the gzip layer once with that extractor set and exits, for
+    // `benches/extract_overhead.sh`, which counts the walk's instructions under callgrind: a figure that
+    // does not move with the load other processes put on the machine.
+    if let Ok(mode) = std::env::var("EXTRACT_OVERHEAD_ONCE") {
+        let extractors = if mode == "all" {
+            extract::all()
+        } else {
+            extract::os_only()
+        };
+        let elapsed = time_walk(
+            &gz,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            extractors,
+        );
+        println!("{mode}: one walk in {:.2} ms", elapsed.as_secs_f64() * 1e3);
+        return;
+    }
     println!(
         "layer: {FILES} files, {:.1} MiB tar, {:.1} MiB gzip; best of {ROUNDS} interleaved rounds",
         tar.len() as f64 / 1048576.0,

@@ -148,10 +148,11 @@ impl Window<'_> {
     /// Appends up to `want` more bytes; returns how many arrived.
     fn grow(&mut self, want: usize) -> Result<usize, String> {
         let want = want.min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let old = self.data.len();
-        self.data.resize(old + want, 0);
-        let got = read_up_to(self.reader, &mut self.data[old..])?;
-        self.data.truncate(old + got);
+        // `read_to_end` on a bounded reader fills spare capacity without zeroing it first.
+        let got = (&mut *self.reader)
+            .take(want as u64)
+            .read_to_end(&mut self.data)
+            .map_err(|error| format!("read failed: {error}"))?;
         self.remaining -= got as u64;
         Ok(got)
     }
@@ -214,12 +215,14 @@ pub fn find_build_info(reader: &mut dyn Read, size: u64) -> Result<Option<BuildI
     let Ok(header) = elf::Header::parse(&window.data) else {
         return Ok(None);
     };
-    // Start at the data segment when the program headers say where it is; otherwise scan it all.
-    let data_start = header
-        .data_segment_offset(&window.data)
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+    // Start at the data segment when the program headers say where it is. An executable with no writable
+    // loadable segment was not linked by Go (its linker always writes build info into one); only when the
+    // program headers lie beyond the first chunk is the whole file scanned.
+    let data_start = match header.data_segment_offset(&window.data) {
+        Ok(Some(offset)) => offset,
+        Ok(None) => return Ok(None),
+        Err(_) => 0,
+    };
     let aligned_start = data_start - data_start % ALIGN as u64;
     window.skip_to(aligned_start)?;
     if aligned_start > window.start {
@@ -376,12 +379,26 @@ mod tests {
             find_build_info(&mut &script[..], script.len() as u64).unwrap(),
             None
         );
-        // An ELF-looking file with a magic whose string length is absurd.
+        // An ELF64 file whose one program header is a writable PT_LOAD segment at offset 128 (where Go's
+        // linker puts build info), holding a magic whose string length is absurd.
         let mut file = vec![0u8; 256];
         file[..4].copy_from_slice(elf::MAGIC);
         file[4] = 2;
         file[5] = 1;
+        file[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        file[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        file[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        file[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        file[68..72].copy_from_slice(&6u32.to_le_bytes()); // PF_R | PF_W
+        file[72..80].copy_from_slice(&128u64.to_le_bytes()); // p_offset
         file[128..142].copy_from_slice(MAGIC);
+        // Without a writable loadable segment the same bytes are not a Go executable at all.
+        let mut no_segments = file.clone();
+        no_segments[56..58].copy_from_slice(&0u16.to_le_bytes());
+        assert_eq!(
+            find_build_info(&mut &no_segments[..], no_segments.len() as u64).unwrap(),
+            None
+        );
         file[142] = 8;
         file[143] = FLAG_INLINE_STRINGS;
         file[160..170].copy_from_slice(&[0xff; 10]);

@@ -32,12 +32,13 @@ const MAX_METADATA_SIZE: u64 = 1024 * 1024;
 const MAX_ENTRIES: usize = 500_000;
 
 fn is_archive_name(name: &str) -> bool {
-    let Some((_, extension)) = name.rsplit_once('.') else {
-        return false;
-    };
-    ["jar", "war", "ear"]
-        .iter()
-        .any(|known| extension.eq_ignore_ascii_case(known))
+    // Compared as bytes: `claims` runs this for every tar entry.
+    let bytes = name.as_bytes();
+    bytes.len() > 4
+        && bytes[bytes.len() - 4] == b'.'
+        && [b"jar", b"war", b"ear"]
+            .iter()
+            .any(|known| bytes[bytes.len() - 3..].eq_ignore_ascii_case(*known))
 }
 
 impl Extractor for Java {

@@ -55,6 +55,10 @@ impl Extractor for Npm {
     }
 
     fn claims(&self, path: &str) -> bool {
+        // Called for every tar entry: reject the vast majority on the suffix alone.
+        if !path.ends_with(".json") {
+            return false;
+        }
         if base_name(path) == "package-lock.json" {
             // A lock file inside node_modules belongs to a published package's development, not to
             // what is installed here.

@@ -81,7 +81,14 @@ pub fn normalise_name(name: &str) -> String {
 /// Only the header (up to the first blank line) is read: the body is the long description, which may
 /// itself contain lines that look like headers.
 pub fn parse_metadata(location: &str, contents: &[u8]) -> Result<Package, String> {
-    let text = String::from_utf8_lossy(contents);
+    // Only the header (up to the first blank line) matters; the body is often a long description, so
+    // decode just the header.
+    let header_end = contents
+        .windows(2)
+        .position(|pair| pair == b"\n\n")
+        .or_else(|| contents.windows(3).position(|w| w == b"\n\r\n"))
+        .map_or(contents.len(), |at| at + 1);
+    let text = String::from_utf8_lossy(&contents[..header_end]);
     let mut name = None;
     let mut version = None;
     for raw_line in text.split('\n') {
