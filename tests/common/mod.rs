@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod demo_images;
+
 use serde_json::json;
 use sha2::Digest as _;
 
@@ -244,6 +246,14 @@ impl LayoutBuilder {
         self.image_from_blobs(&layers, os, arch, manifest_type)
     }
 
+    /// A single-platform image with one gzip layer of files with explicit modes.
+    pub fn image_with_modes(&self, files: &[(&str, &[u8], u32)], os: &str, arch: &str) -> Descriptor {
+        let tar = tar_entries(files);
+        let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&tar)));
+        let layer = self.blob(OCI_LAYER_GZIP, &gzip(&tar));
+        self.image_from_blobs(&[(layer, diff_id)], os, arch, OCI_MANIFEST)
+    }
+
     /// An image over ready layer blobs (descriptor, diff id), which may hold anything, even garbage.
     pub fn image_from_blobs(
         &self,
@@ -314,13 +324,19 @@ impl LayoutBuilder {
     }
 }
 
-/// A deterministic tar of regular files (fixed owner, mode and mtime).
+/// A deterministic tar of regular files (fixed owner, mode 0644 and mtime).
 pub fn tar_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let entries: Vec<(&str, &[u8], u32)> = files.iter().map(|(p, c)| (*p, *c, 0o644)).collect();
+    tar_entries(&entries)
+}
+
+/// A deterministic tar of regular files with the given modes (0755 marks an executable).
+pub fn tar_entries(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
-    for (path, contents) in files {
+    for (path, contents, mode) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
+        header.set_mode(*mode);
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
