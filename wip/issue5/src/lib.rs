@@ -1,0 +1,24 @@
+//! Vigil: keeps watch over OCI container registries.
+//!
+//! Modules are listed in pipeline order; data flows one way, from the registry crawl down to the
+//! warehouse. A stage may use the stages above it and the shared leaves (`model`, `version`).
+
+pub mod cli;
+pub mod config;
+pub mod model;
+
+pub mod registry;
+
+pub mod extract;
+pub mod layer;
+
+pub mod inventory;
+
+pub mod matcher;
+pub mod warehouse;
+pub mod report;
+
+pub mod scan;
+pub mod demo;
+pub mod version;
+pub mod vulndb;

@@ -1,0 +1,64 @@
+//! The `vigil` binary: parse the CLI, set up logging, run the command, map errors to exit codes.
+//!
+//! Exit codes: 0 all well; 1 some registries or images failed (listed on stderr); 2 bad config or usage.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vigil::cli::{Cli, Command, LogFormat, LoggingArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.logging);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Crawl(args) => commands::crawl::run(args).await,
+            Command::Inventory(args) => commands::inventory::run(args).await,
+            Command::Db(command) => commands::db::run(command).await,
+            Command::Match(args) => commands::db::run_match(args),
+            Command::Scan(args) => commands::scan::run(args).await,
+            Command::Demo(args) => commands::scan::demo(args).await,
+            Command::Report(args) => commands::report::run_report(args).await,
+            Command::Sql(args) => commands::report::run_sql(args).await,
+            Command::Rules(command) => commands::report::run_rules(command),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(args: &LoggingArgs) {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vigil={level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
