@@ -34,7 +34,9 @@ fn bundled_demo_layout_is_built_from_testdata() {
         build_demo(&committed, &|repository, tag| format!("{repository}:{tag}"));
     }
     let fresh = tempfile::tempdir().unwrap();
-    build_demo(fresh.path(), &|repository, tag| format!("{repository}:{tag}"));
+    build_demo(fresh.path(), &|repository, tag| {
+        format!("{repository}:{tag}")
+    });
     let expected = files_under(fresh.path());
     let actual = files_under(&committed);
     assert_eq!(

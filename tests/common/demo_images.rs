@@ -8,7 +8,8 @@ use super::*;
 const DEBIAN_STATUS: &[u8] = include_bytes!("../testdata/demo/debian12-dpkg-status");
 const DEBIAN_OS_RELEASE: &[u8] = include_bytes!("../testdata/demo/debian12-os-release");
 const ALPINE_INSTALLED: &[u8] = include_bytes!("../testdata/demo/alpine318-apk-installed");
-const DISTROLESS_SQLITE: &[u8] = include_bytes!("../testdata/demo/distroless-status.d-libsqlite3-0");
+const DISTROLESS_SQLITE: &[u8] =
+    include_bytes!("../testdata/demo/distroless-status.d-libsqlite3-0");
 
 const ALPINE_OS_RELEASE: &[u8] = b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.18.0\nPRETTY_NAME=\"Alpine Linux v3.18\"\nHOME_URL=\"https://alpinelinux.org/\"\nBUG_REPORT_URL=\"https://gitlab.alpinelinux.org/alpine/aports/-/issues\"\n";
 const DISTROLESS_OS_RELEASE: &[u8] = b"PRETTY_NAME=\"Distroless\"\nNAME=\"Debian GNU/Linux\"\nID=\"debian\"\nVERSION_ID=\"11\"\nVERSION=\"Debian GNU/Linux 11 (bullseye)\"\nHOME_URL=\"https://github.com/GoogleContainerTools/distroless\"\n";
@@ -50,7 +51,8 @@ pub fn build_demo(dir: &Path, name: &dyn Fn(&str, &str) -> String) {
     );
     layout.tag(&scratch, &name("apps/scratch", "1.0"));
     // Application images whose language packages the bundled advisory sample has findings for.
-    let site_packages = repo_root().join("tests/testdata/fixtures/python-metadata/real-site-packages/site-packages");
+    let site_packages = repo_root()
+        .join("tests/testdata/fixtures/python-metadata/real-site-packages/site-packages");
     let mut metadata: Vec<(String, Vec<u8>)> = std::fs::read_dir(&site_packages)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -69,8 +71,10 @@ pub fn build_demo(dir: &Path, name: &dyn Fn(&str, &str) -> String) {
         ("etc/os-release", DEBIAN_OS_RELEASE),
         ("var/lib/dpkg/status", DEBIAN_STATUS),
     ];
-    let python_files: Vec<(&str, &[u8])> =
-        metadata.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+    let python_files: Vec<(&str, &[u8])> = metadata
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
     let python = layout.image_with_layers(&[base, &python_files], "linux", "amd64", OCI_MANIFEST);
     layout.tag(&python, &name("apps/python-web", "1.4"));
     let go_binary = std::fs::read(repo_root().join(
@@ -99,7 +103,8 @@ pub fn build_demo(dir: &Path, name: &dyn Fn(&str, &str) -> String) {
 pub fn legacy_jar() -> Vec<u8> {
     use std::io::Write as _;
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().last_modified_time(zip::DateTime::default());
+    let options =
+        zip::write::SimpleFileOptions::default().last_modified_time(zip::DateTime::default());
     writer.start_file("META-INF/MANIFEST.MF", options).unwrap();
     writer
         .write_all(b"Manifest-Version: 1.0\r\nImplementation-Title: log4j\r\nImplementation-Version: 1.2.17\r\n\r\n")
@@ -112,4 +117,3 @@ pub fn legacy_jar() -> Vec<u8> {
         .unwrap();
     writer.finish().unwrap().into_inner()
 }
-

@@ -247,7 +247,12 @@ impl LayoutBuilder {
     }
 
     /// A single-platform image with one gzip layer of files with explicit modes.
-    pub fn image_with_modes(&self, files: &[(&str, &[u8], u32)], os: &str, arch: &str) -> Descriptor {
+    pub fn image_with_modes(
+        &self,
+        files: &[(&str, &[u8], u32)],
+        os: &str,
+        arch: &str,
+    ) -> Descriptor {
         let tar = tar_entries(files);
         let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&tar)));
         let layer = self.blob(OCI_LAYER_GZIP, &gzip(&tar));
