@@ -51,6 +51,176 @@ pub enum Command {
     Db(DbCommand),
     /// Match an inventory (the JSON `vigil inventory --format json` prints) against the advisory DB.
     Match(MatchArgs),
+    /// Crawl (or take the images named), inventory, match, and commit the findings to the warehouse.
+    Scan(ScanArgs),
+    /// Scan the bundled example images with the bundled advisory sample into ./vigil-demo and print the
+    /// recommendation.
+    Demo(DemoArgs),
+    /// Run a named report from queries/ (without NAME: list the reports and their parameters).
+    Report(ReportArgs),
+    /// Run read-only SQL over the warehouse tables and views.
+    Sql(SqlArgs),
+    /// Disable rules: hide findings by id, category, text, CVSS, severity or patchability.
+    #[command(subcommand)]
+    Rules(Box<RulesCommand>),
+}
+
+/// Where the warehouse is: `--warehouse`, else the configuration's `warehouse`, else
+/// `./vigil-data/warehouse`.
+#[derive(Debug, Args)]
+pub struct WarehouseLocation {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The warehouse directory; overrides the configuration.
+    #[arg(long)]
+    pub warehouse: Option<PathBuf>,
+}
+
+/// Formats for query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+    pub config: PathBuf,
+    /// Images to scan (`host[:port]/repo:tag`, `...@sha256:...`, `oci:DIR:TAG`); default: every image of
+    /// every configured registry.
+    pub images: Vec<String>,
+    /// Allow plain HTTP to a named image's registry when it is not in the configuration.
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo writes its images, advisory DB and warehouse.
+    #[arg(long, default_value = "vigil-demo")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report's name (a file in queries/ without `.sql`).
+    pub name: Option<String>,
+    /// A report parameter, `key=value` (repeatable).
+    #[arg(long = "param", short = 'p', value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub location: WarehouseLocation,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected key=value, found {text:?}"))
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// One read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).
+    pub query: String,
+    #[command(flatten)]
+    pub location: WarehouseLocation,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+}
+
+/// The criteria and notes of a rule; on `update`, only the fields given change.
+#[derive(Debug, Args)]
+pub struct RuleFields {
+    /// Only findings of this registry of the subscription.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Only findings of repositories matching this glob.
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// The finding (advisory) id, e.g. CVE-2023-0286's DSA-5343-1.
+    #[arg(long)]
+    pub finding_id: Option<String>,
+    /// The category (Debian, Ubuntu, Alpine, AlmaLinux, PyPI, npm, crates.io, Go, Maven...).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Text the security check (summary) contains, case-insensitively.
+    #[arg(long)]
+    pub security_check_contains: Option<String>,
+    /// Findings whose CVSS v3 score is below this.
+    #[arg(long)]
+    pub cvss_below: Option<f64>,
+    /// Findings whose severity is below this level (Low, Medium, High, Critical).
+    #[arg(long)]
+    pub severity_below: Option<String>,
+    /// Findings that are (true) or are not (false) patchable.
+    #[arg(long)]
+    pub patchable: Option<bool>,
+    /// Until when the rule applies (YYYY-MM-DD); expired rules hide nothing.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Who made the change (default: the user name).
+    #[arg(long)]
+    pub author: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Add a rule; a finding is hidden when it matches every criterion of an unexpired rule in scope.
+    Add {
+        #[arg(long)]
+        subscription: String,
+        #[command(flatten)]
+        fields: RuleFields,
+        /// Why the findings are hidden (required).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        location: WarehouseLocation,
+    },
+    /// List the rules in force (optionally of one subscription).
+    List {
+        #[arg(long)]
+        subscription: Option<String>,
+        #[command(flatten)]
+        location: WarehouseLocation,
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// Show one rule with its history.
+    Show {
+        id: String,
+        #[command(flatten)]
+        location: WarehouseLocation,
+    },
+    /// Change a rule's fields (those given override; `--clear FIELD` removes a criterion).
+    Update {
+        id: String,
+        #[arg(long)]
+        subscription: Option<String>,
+        #[command(flatten)]
+        fields: RuleFields,
+        #[arg(long)]
+        reason: Option<String>,
+        /// A criterion to remove (repeatable): registry, repository, finding_id, category,
+        /// security_check_contains, cvss_below, severity_below, patchable, expires.
+        #[arg(long)]
+        clear: Vec<String>,
+        #[command(flatten)]
+        location: WarehouseLocation,
+    },
+    /// Delete a rule (its history stays).
+    Delete {
+        id: String,
+        #[arg(long)]
+        author: Option<String>,
+        #[command(flatten)]
+        location: WarehouseLocation,
+    },
 }
 
 /// Where the advisory DB is: `--db`, else the configuration's `advisory_db`, else `./vigil-data/db`.

@@ -15,5 +15,10 @@ pub mod layer;
 pub mod inventory;
 
 pub mod matcher;
+pub mod report;
+pub mod warehouse;
+
+pub mod demo;
+pub mod scan;
 pub mod version;
 pub mod vulndb;

@@ -28,6 +28,11 @@ fn main() -> ExitCode {
             Command::Inventory(args) => commands::inventory::run(args).await,
             Command::Db(command) => commands::db::run(command).await,
             Command::Match(args) => commands::db::run_match(args),
+            Command::Scan(args) => commands::scan::run(args).await,
+            Command::Demo(args) => commands::scan::demo(args).await,
+            Command::Report(args) => commands::report::run_report(args).await,
+            Command::Sql(args) => commands::report::run_sql(args).await,
+            Command::Rules(command) => commands::report::run_rules(*command),
         }
     });
     match result {

@@ -5,6 +5,8 @@ pub mod crawl;
 pub mod db;
 pub mod inventory;
 pub mod output;
+pub mod report;
+pub mod scan;
 
 use std::path::Path;
 

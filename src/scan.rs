@@ -18,7 +18,7 @@ use crate::model::{CoverageStatus, Digest, Inventory, Platform};
 use crate::registry::crawl::resolve_tag;
 use crate::registry::{crawl_registry, ImageRecord, Source};
 use crate::vulndb::Database;
-use crate::warehouse::{self, CommitInfo, ScanRun, ScannedImage, WarehouseError};
+use crate::warehouse::{self, CommitInfo, CrawledRegistry, ScanRun, ScannedImage, WarehouseError};
 
 /// Images inventoried and matched at once.
 const IMAGE_CONCURRENCY: usize = 8;
@@ -73,6 +73,9 @@ impl Progress for NoProgress {
     fn image_done(&self, _name: &str) {}
 }
 
+/// Each registry of the run, by (subscription, registry), with its connection once made.
+type Sources = BTreeMap<(String, String), (Arc<RegistrySettings>, Option<Arc<Source>>)>;
+
 /// One image of one platform, with every tag that names it.
 struct Candidate {
     registry: Arc<RegistrySettings>,
@@ -97,9 +100,9 @@ pub async fn scan(
     let mut failed_targets = 0u64;
 
     // Which registries, and which images in them.
-    let mut sources: BTreeMap<(String, String), (Arc<RegistrySettings>, Option<Arc<Source>>)> =
-        BTreeMap::new();
+    let mut sources: Sources = BTreeMap::new();
     let mut records: Vec<(Arc<RegistrySettings>, ImageRecord)> = Vec::new();
+    let mut crawled = Vec::new();
     if options.images.is_empty() {
         for subscription in &settings.subscriptions {
             for registry in &subscription.registries {
@@ -114,6 +117,19 @@ pub async fn scan(
                         failure.tag.as_deref(),
                         &failure.error,
                     ));
+                }
+                // Only a crawl that listed everything says which images no longer exist.
+                if report.failures.is_empty() {
+                    crawled.push(CrawledRegistry {
+                        subscription: registry.subscription.clone(),
+                        registry: registry.name.clone(),
+                        images_seen: report
+                            .images
+                            .iter()
+                            .map(|r| (&r.repository, &r.digest, &r.platform))
+                            .collect::<BTreeSet<_>>()
+                            .len() as u64,
+                    });
                 }
                 records.extend(report.images.into_iter().map(|r| (registry.clone(), r)));
                 sources.insert(
@@ -135,7 +151,8 @@ pub async fn scan(
     }
 
     // One candidate per (registry, repository, digest, platform): tags naming the same image merge.
-    let mut candidates: BTreeMap<(String, String, String, String, String), Candidate> = BTreeMap::new();
+    let mut candidates: BTreeMap<(String, String, String, String, String), Candidate> =
+        BTreeMap::new();
     for (registry, record) in records {
         let key = (
             registry.subscription.clone(),
@@ -244,6 +261,7 @@ pub async fn scan(
         images_scanned: scanned.len() as u64,
         images_failed,
         errors: errors.clone(),
+        crawled,
         images: scanned,
     };
     let root = settings.warehouse.clone();
@@ -291,7 +309,7 @@ async fn resolve_named(
     settings: &Settings,
     options: &ScanOptions,
     text: &str,
-    sources: &mut BTreeMap<(String, String), (Arc<RegistrySettings>, Option<Arc<Source>>)>,
+    sources: &mut Sources,
 ) -> Result<Vec<(Arc<RegistrySettings>, ImageRecord)>, String> {
     let image = ImageRef::parse(text)?;
     let mut registry = image.registry_settings(Some(settings), options.insecure_http)?;

@@ -105,7 +105,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("advisory import task failed")??;
     let outcome = run_scan(&settings, &ScanOptions::default()).await?;
     print_outcome(&outcome);
-    let batches = report::run_report(&settings.warehouse, "recommendations", &BTreeMap::new()).await?;
+    let batches =
+        report::run_report(&settings.warehouse, "recommendations", &BTreeMap::new()).await?;
     println!("{}", report::format_batches(&batches, OutputFormat::Table)?);
     println!(
         "Warehouse: {} (try `vigil report images --warehouse {} -p registry=examples`)",

@@ -39,25 +39,41 @@ pub async fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 let params: Vec<String> = r
                     .params
                     .iter()
-                    .map(|p| if p.required { p.name.clone() } else { format!("[{}]", p.name) })
+                    .map(|p| {
+                        if p.required {
+                            p.name.clone()
+                        } else {
+                            format!("[{}]", p.name)
+                        }
+                    })
                     .collect();
                 vec![r.name, params.join(" "), r.description]
             })
             .collect();
-        write_table(&mut std::io::stdout().lock(), &["REPORT", "PARAMS", "ANSWERS"], &rows)?;
+        write_table(
+            &mut std::io::stdout().lock(),
+            &["REPORT", "PARAMS", "ANSWERS"],
+            &rows,
+        )?;
         return Ok(ExitCode::SUCCESS);
     };
     let root = warehouse(&args.location)?;
     let params: BTreeMap<String, String> = args.params.into_iter().collect();
     let batches = report::run_report(&root, &name, &params).await?;
-    println!("{}", report::format_batches(&batches, output_format(args.format))?);
+    println!(
+        "{}",
+        report::format_batches(&batches, output_format(args.format))?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run_sql(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let root = warehouse(&args.location)?;
     let batches = report::run_sql(&root, &args.query).await?;
-    println!("{}", report::format_batches(&batches, output_format(args.format))?);
+    println!(
+        "{}",
+        report::format_batches(&batches, output_format(args.format))?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,6 +95,34 @@ fn print_rule(rule: &rules::Rule) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The rule fields given on the command line, as a change to apply.
+fn patch(
+    fields: RuleFields,
+    subscription: Option<String>,
+    reason: Option<String>,
+    clear: Vec<String>,
+) -> anyhow::Result<rules::RulePatch> {
+    Ok(rules::RulePatch {
+        subscription,
+        registry: fields.registry,
+        repository: fields.repository,
+        finding_id: fields.finding_id,
+        category: fields.category,
+        security_check_contains: fields.security_check_contains,
+        cvss_below: fields.cvss_below,
+        severity_below: fields
+            .severity_below
+            .as_deref()
+            .map(rules::parse_severity)
+            .transpose()?,
+        patchable: fields.patchable,
+        reason,
+        expires: fields.expires.as_deref().map(parse_date).transpose()?,
+        clear,
+        author: author(fields.author),
+    })
+}
+
 pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
     match command {
         RulesCommand::Add {
@@ -88,34 +132,8 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
             location,
         } => {
             let root = warehouse(&location)?;
-            let RuleFields {
-                registry,
-                repository,
-                finding_id,
-                category,
-                security_check_contains,
-                cvss_below,
-                severity_below,
-                patchable,
-                expires,
-                author: who,
-            } = fields;
-            let spec = rules::RuleSpec {
-                subscription,
-                registry,
-                repository,
-                finding_id,
-                category,
-                security_check_contains,
-                cvss_below,
-                severity_below: severity_below.as_deref().map(rules::parse_severity).transpose()?,
-                patchable,
-                reason,
-                expires: expires.as_deref().map(parse_date).transpose()?,
-                author: author(who),
-            };
-            let rule = rules::add(&root, spec)?;
-            print_rule(&rule)?;
+            let patch = patch(fields, Some(subscription), Some(reason), Vec::new())?;
+            print_rule(&rules::add(&root, rules::RuleSpec::from_patch(patch)?)?)?;
         }
         RulesCommand::List {
             subscription,
@@ -142,7 +160,14 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
                         .collect();
                     write_table(
                         &mut std::io::stdout().lock(),
-                        &["ID", "SUBSCRIPTION", "REASON", "EXPIRES", "AUTHOR", "UPDATED"],
+                        &[
+                            "ID",
+                            "SUBSCRIPTION",
+                            "REASON",
+                            "EXPIRES",
+                            "AUTHOR",
+                            "UPDATED",
+                        ],
                         &rows,
                     )?;
                 }
@@ -172,33 +197,7 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
             location,
         } => {
             let root = warehouse(&location)?;
-            let RuleFields {
-                registry,
-                repository,
-                finding_id,
-                category,
-                security_check_contains,
-                cvss_below,
-                severity_below,
-                patchable,
-                expires,
-                author: who,
-            } = fields;
-            let patch = rules::RulePatch {
-                subscription,
-                registry,
-                repository,
-                finding_id,
-                category,
-                security_check_contains,
-                cvss_below,
-                severity_below: severity_below.as_deref().map(rules::parse_severity).transpose()?,
-                patchable,
-                reason,
-                expires: expires.as_deref().map(parse_date).transpose()?,
-                clear,
-                author: author(who),
-            };
+            let patch = patch(fields, subscription, reason, clear)?;
             print_rule(&rules::update(&root, &id, patch)?)?;
         }
         RulesCommand::Delete {

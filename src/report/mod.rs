@@ -1,0 +1,293 @@
+//! Questions answered from the warehouse: a DataFusion session over its tables and views, the named
+//! reports of `queries/*.sql`, read-only SQL, and the disable rules applied at query time.
+
+pub mod format;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+
+pub use format::{format_batches, OutputFormat};
+
+use crate::warehouse::schema::{table_schema, Table};
+use crate::warehouse::{self, WarehouseError};
+
+include!(concat!(env!("OUT_DIR"), "/reports.rs"));
+
+/// The view definitions, with `{rule_matches}` standing for the rule predicate.
+pub const VIEWS_SQL: &str = include_str!("views.sql");
+/// When rule `r` hides finding `f`: every criterion the rule sets must hold.
+pub const RULE_MATCHES_SQL: &str = include_str!("rule_matches.sql");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no warehouse at {0} (run `vigil scan` or `vigil demo` first, or pass --warehouse)")]
+    NoWarehouse(PathBuf),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    #[error("no report named {name:?}; the reports are: {known}")]
+    UnknownReport { name: String, known: String },
+    #[error("report {report}: {message}")]
+    Params { report: String, message: String },
+    #[error("vigil sql is read-only: {0}")]
+    ReadOnly(String),
+    #[error("{0}")]
+    Query(#[from] DataFusionError),
+    #[error(transparent)]
+    Rules(#[from] rules::RuleError),
+    #[error("cannot format the result: {0}")]
+    Format(String),
+}
+
+/// The view definitions as run: `{rule_matches}` filled in, one statement per item.
+pub fn view_statements() -> Vec<String> {
+    let rule_matches = RULE_MATCHES_SQL.trim();
+    let text: String = VIEWS_SQL
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("{rule_matches}", &format!("({rule_matches})"));
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn listing_url(dir: &Path) -> Result<ListingTableUrl, ReportError> {
+    let absolute = std::path::absolute(dir).map_err(WarehouseError::io(dir))?;
+    Ok(ListingTableUrl::parse(format!("{}/", absolute.display()))?)
+}
+
+/// Registers one table's files as a listing table named `name`: explicit schema, hive partition columns.
+async fn register_files(
+    ctx: &SessionContext,
+    root: &Path,
+    table: Table,
+    name: &str,
+) -> Result<(), ReportError> {
+    let dir = root.join(table.name());
+    if !dir.is_dir() {
+        let empty = MemTable::try_new(table_schema(table), vec![vec![]])?;
+        ctx.register_table(name, Arc::new(empty))?;
+        return Ok(());
+    }
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(
+            table
+                .partition_columns()
+                .iter()
+                .map(|c| (c.to_string(), DataType::Utf8))
+                .collect(),
+        );
+    let config = ListingTableConfig::new(listing_url(&dir)?)
+        .with_listing_options(options)
+        .with_schema(table.file_schema());
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A session over the warehouse at `root`: the tables (committed scans only), the rules, and the views.
+pub async fn open_session(root: &Path) -> Result<SessionContext, ReportError> {
+    if !root.is_dir() {
+        return Err(ReportError::NoWarehouse(root.to_path_buf()));
+    }
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("vigil", "warehouse");
+    let ctx = SessionContext::new_with_config(config);
+    let committed = warehouse::committed_scans(root)?;
+    let committed_list = if committed.is_empty() {
+        "NULL".to_string()
+    } else {
+        committed
+            .iter()
+            .map(|id| quote(id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for table in Table::ALL {
+        if table == Table::DisableRules {
+            register_files(&ctx, root, table, table.name()).await?;
+            continue;
+        }
+        // The files of scans without a commit marker are never read: the partition filter prunes them.
+        let files = format!("_{}_files", table.name());
+        register_files(&ctx, root, table, &files).await?;
+        ctx.sql(&format!(
+            "CREATE VIEW {} AS SELECT * FROM {files} WHERE scan_id IN ({committed_list})",
+            table.name()
+        ))
+        .await?;
+    }
+    for statement in view_statements() {
+        ctx.sql(&statement).await?;
+    }
+    Ok(ctx)
+}
+
+/// A report parameter, from its file's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportParam {
+    pub name: String,
+    pub required: bool,
+    pub description: String,
+}
+
+/// A named report: one file of `queries/`.
+#[derive(Debug, Clone)]
+pub struct ReportInfo {
+    pub name: String,
+    /// What it answers (the header's `-- answers:` line).
+    pub description: String,
+    pub params: Vec<ReportParam>,
+    pub sql: &'static str,
+}
+
+fn parse_report(name: &str, sql: &'static str) -> ReportInfo {
+    let mut description = String::new();
+    let mut params = Vec::new();
+    for line in sql
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.starts_with("--"))
+    {
+        let line = line.trim_start_matches('-').trim();
+        if let Some(text) = line.strip_prefix("answers:") {
+            description = text.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("param ") {
+            let (param, text) = rest.split_once(':').unwrap_or((rest, ""));
+            let text = text.trim();
+            params.push(ReportParam {
+                name: param.trim().to_string(),
+                required: !text.starts_with("(optional)"),
+                description: text.trim_start_matches("(optional)").trim().to_string(),
+            });
+        }
+    }
+    ReportInfo {
+        name: name.to_string(),
+        description,
+        params,
+        sql,
+    }
+}
+
+/// Every report, by name.
+pub fn list_reports() -> Vec<ReportInfo> {
+    REPORTS
+        .iter()
+        .map(|(name, sql)| parse_report(name, sql))
+        .collect()
+}
+
+/// The report's SQL with its parameters filled in as string literals (NULL when an optional one is not
+/// given). Unknown and missing parameters are errors.
+pub fn bind_report(
+    report: &ReportInfo,
+    params: &BTreeMap<String, String>,
+) -> Result<String, ReportError> {
+    let error = |message: String| ReportError::Params {
+        report: report.name.clone(),
+        message,
+    };
+    let known: Vec<&str> = report.params.iter().map(|p| p.name.as_str()).collect();
+    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(error(format!(
+            "unknown parameter {unknown:?} (it takes: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    let mut values = BTreeMap::new();
+    for param in &report.params {
+        match params.get(&param.name) {
+            Some(value) => values.insert(param.name.as_str(), quote(value)),
+            None if param.required => {
+                return Err(error(format!(
+                    "missing parameter {} ({}); pass -p {}=VALUE",
+                    param.name, param.description, param.name
+                )))
+            }
+            None => values.insert(param.name.as_str(), "NULL".to_string()),
+        };
+    }
+    // Substitute `$name` tokens, never inside a longer identifier.
+    let mut out = String::with_capacity(report.sql.len());
+    let mut rest = report.sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        match values.get(&after[..end]) {
+            Some(value) => out.push_str(value),
+            None => {
+                return Err(error(format!(
+                    "uses ${} but declares no such parameter",
+                    &after[..end]
+                )))
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Runs one named report.
+pub async fn run_report(
+    root: &Path,
+    name: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Vec<RecordBatch>, ReportError> {
+    let reports = list_reports();
+    let Some(report) = reports.iter().find(|r| r.name == name) else {
+        return Err(ReportError::UnknownReport {
+            name: name.to_string(),
+            known: reports
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let sql = bind_report(report, params)?;
+    let ctx = open_session(root).await?;
+    Ok(ctx.sql(&sql).await?.collect().await?)
+}
+
+/// Runs one read-only statement (queries, SHOW, DESCRIBE, EXPLAIN); anything that would change the
+/// session or the data is refused.
+pub async fn run_sql(root: &Path, sql: &str) -> Result<Vec<RecordBatch>, ReportError> {
+    let ctx = open_session(root).await?;
+    let plan = ctx.state().create_logical_plan(sql).await?;
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|e| ReportError::ReadOnly(e.strip_backtrace()))?;
+    Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+}

@@ -1,0 +1,177 @@
+//! The findings warehouse: Parquet files, one folder per table, hive-partitioned by subscription,
+//! registry and scan (`findings/subscription=prod/registry=main/scan_id=<id>/part-0.parquet`).
+//!
+//! A run commits atomically. Its files are first written under hidden temporary names (a leading `.` and a
+//! `.tmp` suffix, which DataFusion, pyarrow and DuckDB all skip), then renamed into place, and only then is
+//! its row of the `scans` table written, by the same write-then-rename. That row is the commit marker:
+//! Vigil's readers ([`committed_scans`]) only see the partitions of scans that have one, so a run killed
+//! at any point leaves nothing half-visible, and the next commit removes what it left behind.
+
+pub mod schema;
+pub mod write;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::matcher::Finding;
+use crate::model::Inventory;
+pub use schema::Table;
+pub use write::{commit, write_rule_change, CommitInfo};
+
+/// One image of one platform as a scan saw it.
+#[derive(Debug, Clone)]
+pub struct ScannedImage {
+    pub subscription: String,
+    pub registry: String,
+    pub repository: String,
+    /// Every tag that named this image in the crawl, sorted; empty when it was named by digest.
+    pub tags: Vec<String>,
+    /// The single-platform manifest digest.
+    pub digest: String,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub inventory: Inventory,
+    pub findings: Vec<Finding>,
+    pub pushed_at: Option<DateTime<Utc>>,
+    pub last_pulled_at: Option<DateTime<Utc>>,
+}
+
+/// One registry crawled in full by a scan: images of it missing from the crawl no longer exist.
+#[derive(Debug, Clone)]
+pub struct CrawledRegistry {
+    pub subscription: String,
+    pub registry: String,
+    /// Distinct (repository, digest, platform) the crawl listed.
+    pub images_seen: u64,
+}
+
+/// Everything one run commits.
+#[derive(Debug, Clone)]
+pub struct ScanRun {
+    pub scan_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub scanner_version: String,
+    pub db_content_hash: String,
+    pub images_seen: u64,
+    pub images_scanned: u64,
+    pub images_failed: u64,
+    pub errors: Vec<String>,
+    pub crawled: Vec<CrawledRegistry>,
+    pub images: Vec<ScannedImage>,
+}
+
+/// Why the warehouse could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot encode {table}: {source}")]
+    Arrow {
+        table: &'static str,
+        source: arrow::error::ArrowError,
+    },
+    #[error("cannot write Parquet {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("scan {0} is already committed")]
+    AlreadyCommitted(String),
+}
+
+impl WarehouseError {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WarehouseError + '_ {
+        move |source| WarehouseError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A new scan id: its UTC start time (so ids sort by time) and a random suffix (so two runs started in
+/// the same second differ). Only `[0-9A-Za-z-]`: safe in a folder name.
+pub fn new_scan_id(started_at: DateTime<Utc>) -> String {
+    let suffix: u32 = rand::random();
+    format!("{}-{suffix:08x}", started_at.format("%Y%m%dT%H%M%S%.6fZ")).replace('.', "")
+}
+
+/// Escapes a partition value for a folder name the way Hive does: every byte outside `[A-Za-z0-9._-]`
+/// becomes `%XX`. DataFusion, pyarrow and DuckDB decode it back.
+pub fn escape_partition_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_')
+            || (byte == b'.' && !out.is_empty())
+        {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if out.is_empty() {
+        // An empty folder name is not a partition.
+        out.push_str("%00");
+    }
+    out
+}
+
+/// The folder of one partition of `table`: `root/table/col=value/...`.
+pub fn partition_dir(root: &Path, table: Table, values: &[&str]) -> PathBuf {
+    let mut dir = root.join(table.name());
+    for (column, value) in table.partition_columns().iter().zip(values) {
+        dir.push(format!("{column}={}", escape_partition_value(value)));
+    }
+    dir
+}
+
+/// The scans whose commit marker is in place, oldest first.
+pub fn committed_scans(root: &Path) -> Result<BTreeSet<String>, WarehouseError> {
+    let dir = root.join(Table::Scans.name());
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(err) => return Err(WarehouseError::io(&dir)(err)),
+    };
+    let mut scans = BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(WarehouseError::io(&dir))?;
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_prefix("scan_id=")) else {
+            continue;
+        };
+        if entry.path().join(write::MARKER_FILE).is_file() {
+            scans.insert(id.to_string());
+        }
+    }
+    Ok(scans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_escaped_like_hive() {
+        assert_eq!(escape_partition_value("prod-1"), "prod-1");
+        assert_eq!(escape_partition_value("a/b c=d%"), "a%2Fb%20c%3Dd%25");
+        assert_eq!(escape_partition_value(".."), "%2E.");
+        assert_eq!(escape_partition_value(""), "%00");
+        assert_eq!(escape_partition_value("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn scan_ids_sort_by_time_and_are_folder_safe() {
+        let a = new_scan_id("2026-01-02T03:04:05.123456Z".parse().unwrap());
+        let b = new_scan_id("2026-01-02T03:04:06Z".parse().unwrap());
+        assert!(a < b, "{a} {b}");
+        assert!(a.starts_with("20260102T030405123456Z-"), "{a}");
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+}

@@ -1,0 +1,199 @@
+//! The warehouse tables' schemas, in one place. Every table is hive-partitioned; the partition columns
+//! (`subscription`, `registry`, `scan_id`) live in the folder names, not in the files, and are listed by
+//! [`Table::partition_columns`]. README.md's warehouse schema table documents the same columns.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// UTC timestamps, microsecond precision (what Parquet, DuckDB and pyarrow all read as `timestamptz`).
+pub fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn strings() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
+    Field::new(name, data_type, nullable)
+}
+
+/// The tables Vigil writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// One row per (scan, image, platform, package, advisory).
+    Findings,
+    /// One row per (scan, image, platform).
+    Images,
+    /// One row per (scan, registry crawled in full): what "still exists" is measured against.
+    Crawls,
+    /// One row per run; a run's row is its commit marker.
+    Scans,
+    /// One row per change of a disable rule (add, update, delete): the rules and their history.
+    DisableRules,
+}
+
+impl Table {
+    pub const ALL: [Table; 5] = [
+        Table::Findings,
+        Table::Images,
+        Table::Crawls,
+        Table::Scans,
+        Table::DisableRules,
+    ];
+
+    /// The table's folder under the warehouse root, and its name in SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Findings => "findings",
+            Table::Images => "images",
+            Table::Crawls => "crawls",
+            Table::Scans => "scans",
+            Table::DisableRules => "disable_rules",
+        }
+    }
+
+    /// The hive partition columns, outermost first (all strings).
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Findings | Table::Images | Table::Crawls => {
+                &["subscription", "registry", "scan_id"]
+            }
+            Table::Scans => &["scan_id"],
+            Table::DisableRules => &[],
+        }
+    }
+
+    /// The columns stored in the files (partition columns excluded).
+    pub fn file_schema(self) -> SchemaRef {
+        match self {
+            Table::Findings => FINDINGS.clone(),
+            Table::Images => IMAGES.clone(),
+            Table::Crawls => CRAWLS.clone(),
+            Table::Scans => SCANS.clone(),
+            Table::DisableRules => DISABLE_RULES.clone(),
+        }
+    }
+}
+
+static FINDINGS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        field("repository", DataType::Utf8, false),
+        field("tags", strings(), false),
+        field("image_digest", DataType::Utf8, false),
+        field("platform", DataType::Utf8, false),
+        field("finding_id", DataType::Utf8, false),
+        field("aliases", strings(), false),
+        field("summary", DataType::Utf8, false),
+        field("details", DataType::Utf8, false),
+        field("category", DataType::Utf8, false),
+        field("package_type", DataType::Utf8, false),
+        field("package_name", DataType::Utf8, false),
+        field("package_version", DataType::Utf8, false),
+        field("ecosystem", DataType::Utf8, false),
+        field("source_package", DataType::Utf8, true),
+        field("advisory_package", DataType::Utf8, false),
+        field("compared_version", DataType::Utf8, false),
+        field("fixed_version", DataType::Utf8, true),
+        field("patchable", DataType::Boolean, false),
+        field("cvss_v3_vector", DataType::Utf8, true),
+        field("cvss_v3_score", DataType::Float64, true),
+        field("cvss_v4_vector", DataType::Utf8, true),
+        field("cvss_v4_score", DataType::Float64, true),
+        field("severity", DataType::Utf8, false),
+        field("severity_rank", DataType::Int32, false),
+        field("severity_source", DataType::Utf8, false),
+        field("references", strings(), false),
+        field("published", timestamp(), true),
+        field("modified", timestamp(), true),
+        field("remediation", DataType::Utf8, false),
+        field("layer_digest", DataType::Utf8, true),
+        field("location", DataType::Utf8, false),
+        field("scanned_at", timestamp(), false),
+        field("db_content_hash", DataType::Utf8, false),
+        field("scanner_version", DataType::Utf8, false),
+    ]))
+});
+
+static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        field("repository", DataType::Utf8, false),
+        field("tags", strings(), false),
+        field("image_digest", DataType::Utf8, false),
+        field("platform", DataType::Utf8, false),
+        field("os", DataType::Utf8, true),
+        field("os_ecosystem", DataType::Utf8, true),
+        field("package_count", DataType::Int64, false),
+        field("coverage_status", DataType::Utf8, false),
+        field("coverage_reason", DataType::Utf8, false),
+        field("pushed_at", timestamp(), true),
+        field("last_pulled_at", timestamp(), true),
+        field("finding_count", DataType::Int64, false),
+        field("highest_severity", DataType::Utf8, true),
+        field("scanned_at", timestamp(), false),
+        field("db_content_hash", DataType::Utf8, false),
+        field("scanner_version", DataType::Utf8, false),
+    ]))
+});
+
+static CRAWLS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        field("crawled_at", timestamp(), false),
+        field("images_seen", DataType::Int64, false),
+    ]))
+});
+
+static SCANS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        field("started_at", timestamp(), false),
+        field("finished_at", timestamp(), false),
+        field("images_seen", DataType::Int64, false),
+        field("images_scanned", DataType::Int64, false),
+        field("images_failed", DataType::Int64, false),
+        field("findings", DataType::Int64, false),
+        field("errors", strings(), false),
+        field("db_content_hash", DataType::Utf8, false),
+        field("scanner_version", DataType::Utf8, false),
+    ]))
+});
+
+static DISABLE_RULES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        field("rule_id", DataType::Utf8, false),
+        field("version", DataType::Int64, false),
+        field("op", DataType::Utf8, false),
+        field("subscription", DataType::Utf8, false),
+        field("registry", DataType::Utf8, true),
+        field("repository_glob", DataType::Utf8, true),
+        field("repository_like", DataType::Utf8, true),
+        field("finding_id", DataType::Utf8, true),
+        field("category", DataType::Utf8, true),
+        field("security_check_contains", DataType::Utf8, true),
+        field("cvss_below", DataType::Float64, true),
+        field("severity_below", DataType::Utf8, true),
+        field("severity_below_rank", DataType::Int32, true),
+        field("patchable", DataType::Boolean, true),
+        field("reason", DataType::Utf8, false),
+        field("expires", DataType::Date32, true),
+        field("author", DataType::Utf8, false),
+        field("updated_at", timestamp(), false),
+    ]))
+});
+
+/// The full schema a reader sees: the file columns, then the partition columns.
+pub fn table_schema(table: Table) -> SchemaRef {
+    let mut fields: Vec<Field> = table
+        .file_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend(
+        table
+            .partition_columns()
+            .iter()
+            .map(|name| Field::new(*name, DataType::Utf8, false)),
+    );
+    Arc::new(Schema::new(fields))
+}

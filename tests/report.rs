@@ -1,0 +1,791 @@
+//! Every report on a fixture warehouse written by Vigil's own writer, the latest views across scans, and
+//! the disable rules: each criterion alone, combined, expired, and scoped elsewhere.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use vigil::matcher::{Finding, Severity, SeveritySource};
+use vigil::model::{Coverage, CoverageStatus, Inventory, PackageType};
+use vigil::report::{self, rules, OutputFormat};
+use vigil::warehouse::{self, CrawledRegistry, ScanRun, ScannedImage};
+
+/// A finding with the fields the rules and reports look at; the rest are plausible constants.
+struct F {
+    id: &'static str,
+    cve: &'static str,
+    category: &'static str,
+    package: &'static str,
+    summary: &'static str,
+    cvss: Option<f64>,
+    severity: Severity,
+    patchable: bool,
+}
+
+fn finding(f: &F) -> Finding {
+    Finding {
+        id: f.id.to_string(),
+        aliases: Arc::from(vec![f.cve.to_string()]),
+        summary: Arc::from(f.summary),
+        details: Arc::from(format!("Details of {}.", f.id)),
+        category: f.category.to_string(),
+        package_type: if matches!(f.category, "Debian" | "Alpine") {
+            PackageType::Os
+        } else {
+            PackageType::Language
+        },
+        package_name: f.package.to_string(),
+        package_version: "1.0".to_string(),
+        ecosystem: f.category.to_string(),
+        source_package: None,
+        advisory_package: f.package.to_string(),
+        compared_version: "1.0".to_string(),
+        fixed_version: f.patchable.then(|| "1.1".to_string()),
+        patchable: f.patchable,
+        cvss_v3_vector: f
+            .cvss
+            .map(|_| "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".to_string()),
+        cvss_v3_score: f.cvss,
+        cvss_v4_vector: None,
+        cvss_v4_score: None,
+        severity: f.severity,
+        severity_source: if f.cvss.is_some() {
+            SeveritySource::CvssV3
+        } else {
+            SeveritySource::None
+        },
+        references: Arc::from(vec![format!("https://osv.dev/{}", f.id)]),
+        published: None,
+        modified: None,
+        remediation: if f.patchable {
+            format!("Upgrade {} to 1.1", f.package)
+        } else {
+            "No fix yet".into()
+        },
+        layer_digest: Some(format!("sha256:{}", "1".repeat(64))),
+        location: "var/lib/dpkg/status".to_string(),
+        db_content_hash: Arc::from("dbhash"),
+    }
+}
+
+const FINDINGS: [F; 5] = [
+    F {
+        id: "DSA-1",
+        cve: "CVE-2024-0001",
+        category: "Debian",
+        package: "openssl",
+        summary: "OpenSSL: buffer overflow in X.509",
+        cvss: Some(9.8),
+        severity: Severity::Critical,
+        patchable: true,
+    },
+    F {
+        id: "DSA-2",
+        cve: "CVE-2024-0002",
+        category: "Debian",
+        package: "zlib",
+        summary: "zlib: heap overflow in inflate",
+        cvss: Some(7.5),
+        severity: Severity::High,
+        patchable: false,
+    },
+    F {
+        id: "PYSEC-3",
+        cve: "CVE-2024-0003",
+        category: "PyPI",
+        package: "pip",
+        summary: "pip: path traversal",
+        cvss: Some(3.3),
+        severity: Severity::Low,
+        patchable: true,
+    },
+    F {
+        id: "GO-4",
+        cve: "CVE-2024-0004",
+        category: "Go",
+        package: "stdlib",
+        summary: "net/http: request smuggling",
+        cvss: None,
+        severity: Severity::Unknown,
+        patchable: true,
+    },
+    F {
+        id: "GHSA-5",
+        cve: "CVE-2024-0005",
+        category: "Maven",
+        package: "log4j",
+        summary: "log4j: deserialization of untrusted data",
+        cvss: Some(5.0),
+        severity: Severity::Medium,
+        patchable: false,
+    },
+];
+
+fn image(
+    subscription: &str,
+    registry: &str,
+    repository: &str,
+    n: u8,
+    findings: &[&F],
+    status: CoverageStatus,
+) -> ScannedImage {
+    ScannedImage {
+        subscription: subscription.into(),
+        registry: registry.into(),
+        repository: repository.into(),
+        tags: vec![format!("v{n}")],
+        digest: format!("sha256:{}", format!("{n:02x}").repeat(32)),
+        platform: "linux/amd64".into(),
+        inventory: Inventory {
+            image: format!("{registry}/{repository}"),
+            digest: None,
+            platform: None,
+            os: None,
+            packages: Vec::new(),
+            coverage: Coverage {
+                status,
+                reason: String::new(),
+            },
+        },
+        findings: findings.iter().map(|f| finding(f)).collect(),
+        pushed_at: None,
+        last_pulled_at: None,
+    }
+}
+
+fn run(at: DateTime<Utc>, crawled: &[(&str, &str)], images: Vec<ScannedImage>) -> ScanRun {
+    ScanRun {
+        scan_id: warehouse::new_scan_id(at),
+        started_at: at,
+        finished_at: at + Duration::seconds(3),
+        scanner_version: "test".into(),
+        db_content_hash: "dbhash".into(),
+        images_seen: images.len() as u64,
+        images_scanned: images.len() as u64,
+        images_failed: 0,
+        errors: Vec::new(),
+        crawled: crawled
+            .iter()
+            .map(|(s, r)| CrawledRegistry {
+                subscription: s.to_string(),
+                registry: r.to_string(),
+                images_seen: 0,
+            })
+            .collect(),
+        images,
+    }
+}
+
+/// Two scans. The first: prod/main holds apps/web (all five findings), apps/api (PyPI only) and
+/// apps/old (Debian only); staging/main holds apps/web (all five). The second, a day later, crawls
+/// prod/main again: apps/old is gone and apps/web was rebuilt without the zlib finding; staging is not
+/// crawled, so its image stays latest from the first scan.
+fn fixture(root: &Path) -> (DateTime<Utc>, DateTime<Utc>) {
+    let all: Vec<&F> = FINDINGS.iter().collect();
+    let first_at: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
+    let second_at = first_at + Duration::days(1);
+    let first = run(
+        first_at,
+        &[("prod", "main"), ("staging", "main")],
+        vec![
+            image(
+                "prod",
+                "main",
+                "apps/web",
+                1,
+                &all,
+                CoverageStatus::Complete,
+            ),
+            image(
+                "prod",
+                "main",
+                "apps/api",
+                2,
+                &[&FINDINGS[2]],
+                CoverageStatus::Complete,
+            ),
+            image(
+                "prod",
+                "main",
+                "apps/old",
+                3,
+                &[&FINDINGS[0]],
+                CoverageStatus::Complete,
+            ),
+            image(
+                "staging",
+                "main",
+                "apps/web",
+                1,
+                &all,
+                CoverageStatus::Complete,
+            ),
+        ],
+    );
+    warehouse::commit(root, &first).unwrap();
+    let rebuilt: Vec<&F> = FINDINGS.iter().filter(|f| f.id != "DSA-2").collect();
+    let second = run(
+        second_at,
+        &[("prod", "main")],
+        vec![
+            image(
+                "prod",
+                "main",
+                "apps/web",
+                4,
+                &rebuilt,
+                CoverageStatus::Complete,
+            ),
+            image(
+                "prod",
+                "main",
+                "apps/api",
+                2,
+                &[&FINDINGS[2]],
+                CoverageStatus::Complete,
+            ),
+            image(
+                "prod",
+                "main",
+                "apps/empty",
+                5,
+                &[],
+                CoverageStatus::NoPackagesFound,
+            ),
+        ],
+    );
+    warehouse::commit(root, &second).unwrap();
+    (first_at, second_at)
+}
+
+fn rows(batches: &[arrow::array::RecordBatch]) -> Vec<serde_json::Value> {
+    let text = report::format_batches(batches, OutputFormat::Json).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn report(root: &Path, name: &str, params: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    rows(
+        &runtime
+            .block_on(report::run_report(root, name, &params))
+            .unwrap_or_else(|e| panic!("{name}: {e}")),
+    )
+}
+
+fn count(root: &Path, view: &str) -> u64 {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let batches = runtime
+        .block_on(report::run_sql(
+            root,
+            &format!("SELECT count(*) AS n FROM {view}"),
+        ))
+        .unwrap();
+    rows(&batches)[0]["n"].as_u64().unwrap()
+}
+
+#[test]
+fn latest_views_follow_crawls_and_keep_history() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    // History: 5 + 1 + 1 + 5 in the first scan, 4 + 1 in the second.
+    assert_eq!(count(dir.path(), "findings"), 17);
+    assert_eq!(count(dir.path(), "images"), 7);
+    // Latest: prod web (4) + api (1) + empty (0) from the second scan, staging web (5) from the first.
+    assert_eq!(count(dir.path(), "latest_images"), 4);
+    assert_eq!(count(dir.path(), "latest_findings"), 10);
+    assert_eq!(count(dir.path(), "active_findings"), 10);
+    assert_eq!(count(dir.path(), "disabled_findings"), 0);
+}
+
+#[test]
+fn every_report_answers_on_the_fixture_warehouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (first_at, _) = fixture(root);
+
+    let recommendation = &report(root, "recommendations", &[])[0];
+    assert_eq!(
+        recommendation["recommendation"],
+        "Vulnerabilities in container registry images should be remediated"
+    );
+    assert_eq!(recommendation["unhealthy_images"], 3, "{recommendation}");
+    assert_eq!(
+        recommendation["not_fully_assessed_images"], 1,
+        "{recommendation}"
+    );
+    assert_eq!(recommendation["affected_registries"], 2);
+    assert_eq!(recommendation["critical"], 2);
+    assert_eq!(recommendation["high"], 1);
+    assert_eq!(recommendation["findings"], 10);
+    // Patchable: DSA-1, PYSEC-3, GO-4 in prod web; PYSEC-3 in api; DSA-1, PYSEC-3, GO-4 in staging web.
+    assert_eq!(recommendation["patchable_findings"], 7);
+    let prod_only = &report(root, "recommendations", &[("subscription", "prod")])[0];
+    assert_eq!(prod_only["unhealthy_images"], 2);
+
+    let registries = report(root, "registries", &[]);
+    assert_eq!(registries.len(), 2);
+    assert!(registries.iter().all(|r| r["registry"] == "main"));
+    let repositories = report(
+        root,
+        "repositories",
+        &[("registry", "main"), ("subscription", "prod")],
+    );
+    let names: Vec<&str> = repositories
+        .iter()
+        .map(|r| r["repository"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["apps/web", "apps/api", "apps/empty"],
+        "apps/old is gone"
+    );
+
+    let images = report(
+        root,
+        "images",
+        &[
+            ("registry", "main"),
+            ("repository", "apps/web"),
+            ("subscription", "prod"),
+        ],
+    );
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["assessment"], "Unhealthy");
+    assert_eq!(images[0]["severity"], "Critical");
+    assert_eq!(images[0]["tags"], "v4");
+    let empty = report(
+        root,
+        "images",
+        &[("registry", "main"), ("repository", "apps/empty")],
+    );
+    assert_eq!(empty[0]["assessment"], "Not fully assessed");
+    assert_eq!(empty[0]["coverage_status"], "no-packages-found");
+
+    let digest = images[0]["digest"].as_str().unwrap().to_string();
+    let findings = report(
+        root,
+        "findings",
+        &[
+            ("registry", "main"),
+            ("digest", &digest),
+            ("subscription", "prod"),
+        ],
+    );
+    let ids: Vec<&str> = findings
+        .iter()
+        .map(|f| f["finding_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["DSA-1", "GHSA-5", "PYSEC-3", "GO-4"], "worst first");
+    let finding = report(
+        root,
+        "finding",
+        &[
+            ("registry", "main"),
+            ("digest", &digest),
+            ("finding_id", "DSA-1"),
+            ("subscription", "prod"),
+        ],
+    );
+    assert_eq!(finding.len(), 1);
+    assert_eq!(finding[0]["cve_ids"], serde_json::json!(["CVE-2024-0001"]));
+    assert_eq!(finding[0]["cvss_v3_score"], 9.8);
+    assert_eq!(finding[0]["remediation"], "Upgrade openssl to 1.1");
+    assert_eq!(
+        finding[0]["references"],
+        serde_json::json!(["https://osv.dev/DSA-1"])
+    );
+    assert!(finding[0].get("disabled_by").is_none_or(|v| v.is_null()));
+
+    let score = report(root, "secure_score", &[]);
+    let prod = score.iter().find(|r| r["subscription"] == "prod").unwrap();
+    assert_eq!(prod["images"], 3);
+    assert_eq!(prod["healthy_images"], 0);
+    assert_eq!(prod["secure_score_percent"], 0.0);
+
+    // Exposure as of a past date sees the first scan: zlib (DSA-2) was in prod web and staging web.
+    let before_second = (first_at + Duration::hours(1)).to_rfc3339();
+    let past = report(
+        root,
+        "exposure",
+        &[("advisory", "CVE-2024-0002"), ("as_of", &before_second)],
+    );
+    assert_eq!(past.len(), 2, "{past:?}");
+    let now = report(root, "exposure", &[("advisory", "DSA-2")]);
+    assert_eq!(now.len(), 1, "only staging still has it: {now:?}");
+    assert_eq!(now[0]["subscription"], "staging");
+    let before_any = report(
+        root,
+        "exposure",
+        &[("advisory", "DSA-1"), ("as_of", "2026-01-01")],
+    );
+    assert!(before_any.is_empty());
+
+    // New since the first scan: nothing in prod (every finding existed then), and none in staging.
+    assert_eq!(
+        report(root, "new_since", &[("since", "2026-03-01T12:00:00Z")]).len(),
+        0
+    );
+    assert_eq!(
+        report(root, "new_since", &[("since", "2026-02-01")]).len(),
+        10
+    );
+
+    let usage = report(root, "usage", &[]);
+    let day1: Vec<_> = usage.iter().filter(|r| r["day"] == "2026-03-01").collect();
+    assert_eq!(day1.len(), 2);
+    let prod_day1 = day1.iter().find(|r| r["subscription"] == "prod").unwrap();
+    assert_eq!(prod_day1["images_scanned"], 3);
+    let prod_day2 = usage.iter().find(|r| r["day"] == "2026-03-02").unwrap();
+    assert_eq!(prod_day2["images_scanned"], 3);
+
+    assert!(report(root, "disabled", &[]).is_empty());
+}
+
+#[test]
+fn report_parameters_are_checked_and_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let params = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let missing = runtime.block_on(report::run_report(
+        dir.path(),
+        "images",
+        &params(&[("registry", "main")]),
+    ));
+    assert!(missing
+        .unwrap_err()
+        .to_string()
+        .contains("missing parameter repository"));
+    let unknown = runtime.block_on(report::run_report(
+        dir.path(),
+        "registries",
+        &params(&[("colour", "red")]),
+    ));
+    assert!(unknown
+        .unwrap_err()
+        .to_string()
+        .contains("unknown parameter"));
+    let nope = runtime.block_on(report::run_report(dir.path(), "nope", &params(&[])));
+    assert!(nope.unwrap_err().to_string().contains("recommendations"));
+    // A quote in a value is data, not SQL.
+    let injected = runtime
+        .block_on(report::run_report(
+            dir.path(),
+            "repositories",
+            &params(&[("registry", "main' OR '1'='1")]),
+        ))
+        .unwrap();
+    assert_eq!(injected.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    // Every report declares what it answers and every parameter it uses.
+    for info in report::list_reports() {
+        assert!(
+            !info.description.is_empty(),
+            "{} has no `-- answers:` line",
+            info.name
+        );
+        let all: BTreeMap<String, String> = info
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), "2026-01-01".to_string()))
+            .collect();
+        report::bind_report(&info, &all).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(report::list_reports().len(), 11);
+}
+
+#[test]
+fn sql_is_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for statement in [
+        "DROP TABLE findings",
+        "CREATE TABLE x AS SELECT 1",
+        "INSERT INTO disable_rules SELECT * FROM disable_rules",
+        "CREATE VIEW v AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let err = runtime
+            .block_on(report::run_sql(dir.path(), statement))
+            .unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{statement}: {err}");
+    }
+    let ok = runtime
+        .block_on(report::run_sql(dir.path(), "SHOW TABLES"))
+        .unwrap();
+    assert!(!ok.is_empty());
+    let none = runtime.block_on(report::run_sql(&dir.path().join("absent"), "SELECT 1"));
+    assert!(none.unwrap_err().to_string().contains("no warehouse"));
+}
+
+fn spec(f: impl FnOnce(&mut rules::RuleSpec)) -> rules::RuleSpec {
+    let mut spec = rules::RuleSpec {
+        subscription: "prod".into(),
+        registry: None,
+        repository: None,
+        finding_id: None,
+        category: None,
+        security_check_contains: None,
+        cvss_below: None,
+        severity_below: None,
+        patchable: None,
+        reason: "accepted risk".into(),
+        expires: None,
+        author: "tester".into(),
+    };
+    f(&mut spec);
+    spec
+}
+
+/// Active prod findings after adding one rule, then the rule is deleted again.
+fn hidden_by(root: &Path, rule: rules::RuleSpec) -> u64 {
+    let before = count(root, "active_findings");
+    let added = rules::add(root, rule).unwrap();
+    let after = count(root, "active_findings");
+    assert_eq!(
+        count(root, "disabled_findings"),
+        before - after,
+        "each hidden finding is listed once"
+    );
+    rules::delete(root, &added.id, "tester").unwrap();
+    assert_eq!(
+        count(root, "active_findings"),
+        before,
+        "deleting a rule shows its findings again"
+    );
+    before - after
+}
+
+#[test]
+fn each_rule_criterion_alone_combined_expired_and_scoped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fixture(root);
+    // Latest prod findings: web has DSA-1 (Critical 9.8, patchable), PYSEC-3 (Low 3.3, patchable),
+    // GO-4 (Unknown, no score, patchable), GHSA-5 (Medium 5.0, not patchable); api has PYSEC-3.
+    assert_eq!(
+        hidden_by(root, spec(|s| s.finding_id = Some("PYSEC-3".into()))),
+        2
+    );
+    assert_eq!(
+        hidden_by(root, spec(|s| s.finding_id = Some("CVE-2024-0001".into()))),
+        1,
+        "by CVE alias"
+    );
+    assert_eq!(
+        hidden_by(root, spec(|s| s.category = Some("go".into()))),
+        1,
+        "category, any case"
+    );
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| s.security_check_contains = Some("TRAVERSAL".into()))
+        ),
+        2
+    );
+    assert_eq!(
+        hidden_by(root, spec(|s| s.cvss_below = Some(5.5))),
+        3,
+        "3.3 twice and 5.0; no score is not below"
+    );
+    assert_eq!(
+        hidden_by(root, spec(|s| s.severity_below = Some(Severity::High))),
+        3,
+        "Low twice and Medium; Unknown stays"
+    );
+    assert_eq!(hidden_by(root, spec(|s| s.patchable = Some(false))), 1);
+    assert_eq!(hidden_by(root, spec(|s| s.patchable = Some(true))), 4);
+    assert_eq!(
+        hidden_by(root, spec(|s| s.repository = Some("apps/a*".into()))),
+        1
+    );
+    assert_eq!(
+        hidden_by(root, spec(|s| s.registry = Some("other".into()))),
+        0
+    );
+    // Combined: every criterion must hold.
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| {
+                s.category = Some("PyPI".into());
+                s.repository = Some("apps/web".into());
+            })
+        ),
+        1
+    );
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| {
+                s.patchable = Some(true);
+                s.severity_below = Some(Severity::Medium);
+            })
+        ),
+        2
+    );
+    // Expired rules hide nothing; a rule expiring tomorrow still applies today.
+    let today = Utc::now().date_naive();
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| {
+                s.category = Some("PyPI".into());
+                s.expires = Some(today);
+            })
+        ),
+        0
+    );
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| {
+                s.category = Some("PyPI".into());
+                s.expires = today.succ_opt();
+            })
+        ),
+        2
+    );
+    // Scoped elsewhere: a staging rule leaves prod alone and hides staging's one PyPI finding.
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| {
+                s.subscription = "staging".into();
+                s.category = Some("PyPI".into());
+            })
+        ),
+        1
+    );
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| {
+                s.subscription = "elsewhere".into();
+                s.category = Some("PyPI".into());
+            })
+        ),
+        0
+    );
+}
+
+#[test]
+fn rules_are_viewed_changed_and_deleted_with_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fixture(root);
+    let rule = rules::add(root, spec(|s| s.category = Some("Debian".into()))).unwrap();
+    assert_eq!(count(root, "active_findings"), 9);
+    let disabled = report(root, "disabled", &[]);
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0]["rule_id"], rule.id.as_str());
+    assert_eq!(disabled[0]["hidden_findings"], 1);
+    // The disabled finding no longer counts: secure score and recommendation follow at once.
+    let finding_digest = report(
+        root,
+        "images",
+        &[
+            ("registry", "main"),
+            ("repository", "apps/web"),
+            ("subscription", "prod"),
+        ],
+    )[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let finding = report(
+        root,
+        "finding",
+        &[
+            ("registry", "main"),
+            ("digest", &finding_digest),
+            ("finding_id", "DSA-1"),
+            ("subscription", "prod"),
+        ],
+    );
+    assert_eq!(finding[0]["disabled_by"], rule.id.as_str());
+
+    let updated = rules::update(
+        root,
+        &rule.id,
+        rules::RulePatch {
+            category: Some("Maven".into()),
+            author: "second".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(
+        rules::show(root, &rule.id)
+            .unwrap()
+            .spec
+            .category
+            .as_deref(),
+        Some("Maven")
+    );
+    assert_eq!(
+        count(root, "active_findings"),
+        9,
+        "GHSA-5 hidden instead of DSA-1"
+    );
+    let cleared = rules::update(
+        root,
+        &rule.id,
+        rules::RulePatch {
+            clear: vec!["category".into()],
+            author: "third".into(),
+            ..Default::default()
+        },
+    );
+    assert!(
+        cleared.unwrap_err().to_string().contains("at least one"),
+        "a rule must keep a criterion"
+    );
+    rules::delete(root, &rule.id, "fourth").unwrap();
+    assert!(rules::list(root, None).unwrap().is_empty());
+    let history = rules::history(root, &rule.id).unwrap();
+    let ops: Vec<(&str, &str)> = history
+        .iter()
+        .map(|r| (r.op.as_str(), r.spec.author.as_str()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("add", "tester"),
+            ("update", "second"),
+            ("delete", "fourth")
+        ]
+    );
+    assert!(rules::show(root, &rule.id).is_err());
+
+    // Invalid rules are refused with a reason.
+    assert!(rules::add(root, spec(|_| {})).is_err(), "no criterion");
+    assert!(rules::add(
+        root,
+        spec(|s| {
+            s.cvss_below = Some(11.0);
+        })
+    )
+    .is_err());
+    assert!(rules::add(
+        root,
+        spec(|s| {
+            s.category = Some("Go".into());
+            s.reason = " ".into();
+        })
+    )
+    .is_err());
+    let _ = NaiveDate::from_ymd_opt(2026, 1, 1);
+}

@@ -1,0 +1,128 @@
+//! The warehouse as other tools see it, and as a killed run leaves it: pyarrow and DuckDB read what Vigil
+//! wrote and count the same rows; a run killed anywhere in its commit leaves nothing half-visible.
+
+mod common;
+
+use std::path::Path;
+
+use common::vigil;
+use serde_json::Value;
+
+fn count(warehouse: &Path, query: &str) -> u64 {
+    let run = vigil(
+        &[
+            "sql",
+            query,
+            "--warehouse",
+            warehouse.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{query}: {}", run.stderr);
+    let rows: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    rows[0]["n"].as_u64().unwrap()
+}
+
+fn demo(dir: &Path, env: &[(&str, &str)]) -> common::Run {
+    vigil(&["demo", "--dir", dir.to_str().unwrap()], env)
+}
+
+#[test]
+fn a_run_killed_mid_commit_leaves_nothing_half_visible() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("demo");
+    let warehouse = dir.join("warehouse");
+
+    // Killed before its commit marker: its findings and images files are in place but not visible.
+    let killed = demo(&dir, &[("VIGIL_FAULT_COMMIT", "before-marker")]);
+    assert_ne!(killed.code, 0, "the fault hook kills the process");
+    assert!(
+        warehouse.join("findings").is_dir(),
+        "the killed run wrote files"
+    );
+    for view in [
+        "scans",
+        "findings",
+        "images",
+        "latest_findings",
+        "latest_images",
+    ] {
+        assert_eq!(
+            count(&warehouse, &format!("SELECT count(*) AS n FROM {view}")),
+            0,
+            "{view}"
+        );
+    }
+
+    let first = demo(&dir, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        count(&warehouse, "SELECT count(*) AS n FROM latest_findings"),
+        41
+    );
+
+    // Killed after the first file of a second run went into place: still only the first run is seen.
+    let killed = demo(&dir, &[("VIGIL_FAULT_COMMIT", "after-first-file")]);
+    assert_ne!(killed.code, 0);
+    assert_eq!(count(&warehouse, "SELECT count(*) AS n FROM scans"), 1);
+    assert_eq!(count(&warehouse, "SELECT count(*) AS n FROM findings"), 41);
+    assert_eq!(count(&warehouse, "SELECT count(*) AS n FROM images"), 9);
+
+    // A rerun commits normally and the latest views hold each finding once.
+    let again = demo(&dir, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(count(&warehouse, "SELECT count(*) AS n FROM scans"), 2);
+    assert_eq!(count(&warehouse, "SELECT count(*) AS n FROM findings"), 82);
+    assert_eq!(
+        count(&warehouse, "SELECT count(*) AS n FROM latest_findings"),
+        41
+    );
+    assert_eq!(
+        count(&warehouse, "SELECT count(*) AS n FROM latest_images"),
+        9
+    );
+}
+
+#[test]
+fn pyarrow_and_duckdb_read_the_warehouse_and_agree_with_vigil() {
+    let python = std::env::var("VIGIL_PYTHON").expect(
+        "VIGIL_PYTHON must name a Python with pyarrow and duckdb: run the tests through `bash .ci/run`, \
+         which creates that virtualenv",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("demo");
+    let warehouse = dir.join("warehouse");
+    for _ in 0..2 {
+        let run = demo(&dir, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    // A killed run's files must not be counted by anyone who honours the commit markers.
+    let killed = demo(&dir, &[("VIGIL_FAULT_COMMIT", "before-marker")]);
+    assert_ne!(killed.code, 0);
+
+    let script = common::repo_root().join("tests/python/read_warehouse.py");
+    let output = std::process::Command::new(python)
+        .arg(&script)
+        .arg(&warehouse)
+        .output()
+        .expect("run the Python reader");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let scans = count(&warehouse, "SELECT count(*) AS n FROM scans");
+    let findings = count(&warehouse, "SELECT count(*) AS n FROM findings");
+    let images = count(&warehouse, "SELECT count(*) AS n FROM images");
+    let latest = count(&warehouse, "SELECT count(*) AS n FROM latest_findings");
+    assert_eq!((scans, findings, images, latest), (2, 82, 18, 41));
+    for reader in ["pyarrow", "duckdb"] {
+        assert_eq!(read[reader]["scans"], scans, "{reader}: {read}");
+        assert_eq!(read[reader]["findings"], findings, "{reader}: {read}");
+        assert_eq!(read[reader]["images"], images, "{reader}: {read}");
+    }
+    assert_eq!(read["duckdb"]["latest_findings"], latest, "{read}");
+}
