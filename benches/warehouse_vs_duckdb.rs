@@ -155,6 +155,9 @@ fn generate(root: &Path, rows: usize) {
                         .collect(),
                     pushed_at: None,
                     last_pulled_at: None,
+                    selection: warehouse::Selection::Forced,
+                    inventory_scan_id: None,
+                    carried: None,
                 })
                 .collect();
             let at = started_at + chrono::Duration::seconds((s * REGISTRIES + r) as i64);
@@ -168,6 +171,8 @@ fn generate(root: &Path, rows: usize) {
                 images_scanned: images.len() as u64,
                 images_failed: 0,
                 errors: Vec::new(),
+                schedule: None,
+                deferred: 0,
                 crawled: vec![CrawledRegistry {
                     subscription: subscription.clone(),
                     registry: registry.clone(),

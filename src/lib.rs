@@ -20,5 +20,6 @@ pub mod warehouse;
 
 pub mod demo;
 pub mod scan;
+pub mod select;
 pub mod version;
 pub mod vulndb;

@@ -4,7 +4,7 @@
 //! Failures of one registry, tag or image are recorded in the run (as errors and coverage statuses); only a
 //! failed warehouse commit fails the scan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -18,7 +18,10 @@ use crate::model::{CoverageStatus, Digest, Inventory, Platform};
 use crate::registry::crawl::resolve_tag;
 use crate::registry::{crawl_registry, ImageRecord, Source};
 use crate::vulndb::Database;
-use crate::warehouse::{self, CommitInfo, CrawledRegistry, ScanRun, ScannedImage, WarehouseError};
+use crate::select::{self, History, ImageKey, Policy, Previous};
+use crate::warehouse::{
+    self, Carried, CommitInfo, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError,
+};
 
 /// Images inventoried and matched at once.
 const IMAGE_CONCURRENCY: usize = 8;
@@ -30,6 +33,12 @@ pub struct ScanOptions {
     pub images: Vec<String>,
     /// Allow plain HTTP to a named image's registry when it is not in the configuration.
     pub insecure_http: bool,
+    /// Crawl only these (subscription, registry) pairs; `None` crawls every configured registry.
+    pub registries: Option<BTreeSet<(String, String)>>,
+    /// Select images by this policy; `None` looks at every image (`forced`).
+    pub policy: Option<Policy>,
+    /// The schedule that started the run, recorded in `scans`.
+    pub schedule: Option<String>,
 }
 
 /// What a scan did.
@@ -44,6 +53,9 @@ pub struct ScanOutcome {
     pub findings: u64,
     pub layers_fetched: u64,
     pub layers_cached: u64,
+    /// Images by why they were looked at (carried ones were not).
+    pub selected: BTreeMap<&'static str, u64>,
+    pub deferred: u64,
 }
 
 /// Why a scan could not be committed.
@@ -55,6 +67,8 @@ pub enum ScanError {
     Commit(#[from] WarehouseError),
     #[error("warehouse commit task failed: {0}")]
     Task(String),
+    #[error("cannot read what the warehouse holds: {0}")]
+    History(#[from] crate::report::ReportError),
 }
 
 /// Reports progress to whoever drives the scan (a progress bar on a terminal, nothing otherwise).
@@ -106,6 +120,12 @@ pub async fn scan(
     if options.images.is_empty() {
         for subscription in &settings.subscriptions {
             for registry in &subscription.registries {
+                let in_scope = options.registries.as_ref().is_none_or(|scope| {
+                    scope.contains(&(registry.subscription.clone(), registry.name.clone()))
+                });
+                if !in_scope {
+                    continue;
+                }
                 let registry = Arc::new(registry.clone());
                 let report = crawl_registry(registry.clone()).await;
                 for failure in &report.failures {
@@ -183,10 +203,26 @@ pub async fn scan(
                 .is_none_or(|reason| reason.starts_with("unsupported-os:"))
         })
         .collect();
-    progress.images(to_scan.len() as u64);
+    let history = match options.policy {
+        Some(_) => select::load_history(&settings.warehouse).await?,
+        None => History::default(),
+    };
+    let (plan, deferred) = plan(to_scan, &history, options.policy.as_ref(), started_at);
+    let rematch: Vec<(ImageKey, String)> = plan
+        .iter()
+        .filter(|p| matches!(p.selection, Selection::Pulled | Selection::Pushed))
+        .filter_map(|p| Some((p.key.clone(), p.previous.as_ref()?.inventory_scan_id.clone())))
+        .collect();
+    let stored = select::stored_packages(&settings.warehouse, &rematch).await?;
+    progress.images(
+        plan.iter()
+            .filter(|p| p.selection != Selection::Carried)
+            .count() as u64,
+    );
 
-    // Connect lazily, once per registry, and only to registries with something to scan.
-    for candidate in &to_scan {
+    // Connect lazily, once per registry, and only to registries with layers to read.
+    for planned in plan.iter().filter(|p| reads_layers(p, &stored)) {
+        let candidate = &planned.candidate;
         let key = (
             candidate.registry.subscription.clone(),
             candidate.registry.name.clone(),
@@ -208,30 +244,68 @@ pub async fn scan(
     let inventorier = &inventorier;
     let sources = &sources;
     let db_ref = &db;
-    let scanned: Vec<ScannedImage> = stream::iter(to_scan)
-        .map(|candidate| async move {
-            let source = sources
-                .get(&(
-                    candidate.registry.subscription.clone(),
-                    candidate.registry.name.clone(),
-                ))
-                .and_then(|(_, source)| source.clone());
-            let inventory = inventory_candidate(inventorier, source.as_deref(), &candidate).await;
-            // Matching one image takes milliseconds: not worth a blocking task.
-            let findings = match_inventory(db_ref, &inventory).findings;
-            progress.image_done(&inventory.image);
-            ScannedImage {
-                subscription: candidate.registry.subscription.clone(),
-                registry: candidate.registry.name.clone(),
+    let stored = &stored;
+    let history = &history;
+    let scanned: Vec<ScannedImage> = stream::iter(plan)
+        .map(|planned| async move {
+            let layers = reads_layers(&planned, stored);
+            let Planned {
+                key,
+                candidate,
+                selection,
+                previous,
+            } = planned;
+            let subscription = candidate.registry.subscription.clone();
+            let registry = candidate.registry.name.clone();
+            let activity_key = (subscription.clone(), registry.clone(), candidate.digest.clone());
+            let mut image = ScannedImage {
+                subscription,
+                registry,
                 repository: candidate.repository.clone(),
-                tags: candidate.tags.into_iter().collect(),
-                digest: candidate.digest,
-                platform: candidate.platform,
-                inventory,
-                findings,
-                pushed_at: None,
-                last_pulled_at: None,
+                tags: candidate.tags.iter().cloned().collect(),
+                digest: candidate.digest.clone(),
+                platform: candidate.platform.clone(),
+                inventory: failed_inventory(String::new(), None, String::new()),
+                findings: Vec::new(),
+                pushed_at: history.pushes.get(&activity_key).copied(),
+                last_pulled_at: history.pulls.get(&activity_key).copied(),
+                selection,
+                inventory_scan_id: None,
+                carried: None,
+            };
+            match previous {
+                Some(previous) if selection == Selection::Carried => {
+                    image.inventory = stored_inventory(&candidate, &previous, Vec::new());
+                    image.inventory_scan_id = Some(previous.inventory_scan_id.clone());
+                    image.carried = Some(Carried {
+                        findings_scan_id: previous.findings_scan_id,
+                        package_count: previous.package_count,
+                        finding_count: previous.finding_count,
+                        highest_severity: previous.highest_severity,
+                    });
+                    return image;
+                }
+                Some(previous) if !layers => {
+                    // Re-matched from the stored inventory: not a single layer is fetched.
+                    let packages = stored.get(&key).cloned().unwrap_or_default();
+                    image.inventory = stored_inventory(&candidate, &previous, packages);
+                    image.inventory_scan_id = Some(previous.inventory_scan_id);
+                }
+                _ => {
+                    let source = sources
+                        .get(&(
+                            candidate.registry.subscription.clone(),
+                            candidate.registry.name.clone(),
+                        ))
+                        .and_then(|(_, source)| source.clone());
+                    image.inventory =
+                        inventory_candidate(inventorier, source.as_deref(), &candidate).await;
+                }
             }
+            // Matching one image takes milliseconds: not worth a blocking task.
+            image.findings = match_inventory(db_ref, &image.inventory).findings;
+            progress.image_done(&image.inventory.image);
+            image
         })
         .buffer_unordered(IMAGE_CONCURRENCY)
         .collect()
@@ -251,6 +325,10 @@ pub async fn scan(
         }
     }
     let findings: u64 = scanned.iter().map(|i| i.findings.len() as u64).sum();
+    let mut selected = BTreeMap::new();
+    for image in &scanned {
+        *selected.entry(image.selection.as_str()).or_insert(0) += 1;
+    }
     let run = ScanRun {
         scan_id: scan_id.clone(),
         started_at,
@@ -261,6 +339,8 @@ pub async fn scan(
         images_scanned: scanned.len() as u64,
         images_failed,
         errors: errors.clone(),
+        schedule: options.schedule.clone(),
+        deferred,
         crawled,
         images: scanned,
     };
@@ -282,7 +362,114 @@ pub async fn scan(
         findings,
         layers_fetched: stats.fetched.load(std::sync::atomic::Ordering::Relaxed),
         layers_cached: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+        selected,
+        deferred,
     })
+}
+
+/// One candidate with why it is looked at and what the warehouse knows of it.
+struct Planned {
+    key: ImageKey,
+    candidate: Candidate,
+    selection: Selection,
+    previous: Option<Previous>,
+}
+
+/// Whether a planned image is read from its layers: new and forced ones, and re-matches whose stored
+/// inventory is missing.
+fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<crate::model::Package>>) -> bool {
+    match (&planned.previous, planned.selection) {
+        (Some(_), Selection::Carried) => false,
+        (Some(previous), Selection::Pulled | Selection::Pushed) => {
+            previous.package_count > 0 && !stored.contains_key(&planned.key)
+        }
+        _ => true,
+    }
+}
+
+/// Decides what the run does with each candidate under `policy`; returns the plan and how many new images
+/// were left for a later run.
+fn plan(
+    candidates: Vec<Candidate>,
+    history: &History,
+    policy: Option<&Policy>,
+    now: chrono::DateTime<Utc>,
+) -> (Vec<Planned>, u64) {
+    let within = |window: Option<chrono::Duration>, at: Option<&chrono::DateTime<Utc>>| {
+        matches!((window, at), (Some(window), Some(at)) if now - *at <= window)
+    };
+    let mut planned = Vec::new();
+    let mut new = Vec::new();
+    for candidate in candidates {
+        let key: ImageKey = (
+            candidate.registry.subscription.clone(),
+            candidate.registry.name.clone(),
+            candidate.digest.clone(),
+            candidate.platform.clone(),
+        );
+        let activity = (key.0.clone(), key.1.clone(), key.2.clone());
+        let previous = history.previous.get(&key).cloned();
+        let selection = match (policy, &previous) {
+            (None, _) => Selection::Forced,
+            (Some(policy), None) => {
+                if policy.new_images {
+                    let pushed = history.pushes.get(&activity).copied();
+                    new.push((pushed, key, candidate));
+                }
+                continue;
+            }
+            (Some(policy), Some(_)) => {
+                if within(policy.pulled_within, history.pulls.get(&activity)) {
+                    Selection::Pulled
+                } else if within(policy.pushed_within, history.pushes.get(&activity)) {
+                    Selection::Pushed
+                } else {
+                    Selection::Carried
+                }
+            }
+        };
+        planned.push(Planned {
+            key,
+            candidate,
+            selection,
+            previous,
+        });
+    }
+    // New images wait their turn oldest push first (unknown push times last, in crawl order).
+    new.sort_by_key(|(pushed, _, _)| (pushed.is_none(), *pushed));
+    let limit = policy.and_then(|p| p.max_images).unwrap_or(usize::MAX);
+    let deferred = new.len().saturating_sub(limit) as u64;
+    for (_, key, candidate) in new.into_iter().take(limit) {
+        planned.push(Planned {
+            key,
+            candidate,
+            selection: Selection::New,
+            previous: None,
+        });
+    }
+    (planned, deferred)
+}
+
+/// An inventory rebuilt from what the warehouse stored of an image.
+fn stored_inventory(
+    candidate: &Candidate,
+    previous: &Previous,
+    packages: Vec<crate::model::Package>,
+) -> Inventory {
+    Inventory {
+        image: format!(
+            "{}/{}/{}@{}",
+            candidate.registry.subscription,
+            candidate.registry.name,
+            candidate.repository,
+            candidate.digest
+        ),
+        digest: candidate.digest.parse().ok(),
+        platform: candidate.platform.parse().ok(),
+        os: previous.os.clone(),
+        packages,
+        coverage: previous.coverage.clone(),
+    }
 }
 
 fn describe_failure(

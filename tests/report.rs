@@ -151,6 +151,9 @@ fn image(
         findings: findings.iter().map(|f| finding(f)).collect(),
         pushed_at: None,
         last_pulled_at: None,
+        selection: warehouse::Selection::Forced,
+        inventory_scan_id: None,
+        carried: None,
     }
 }
 
@@ -165,6 +168,8 @@ fn run(at: DateTime<Utc>, crawled: &[(&str, &str)], images: Vec<ScannedImage>) -
         images_scanned: images.len() as u64,
         images_failed: 0,
         errors: Vec::new(),
+        schedule: None,
+        deferred: 0,
         crawled: crawled
             .iter()
             .map(|(s, r)| CrawledRegistry {

@@ -75,6 +75,17 @@ fn print_outcome(outcome: &ScanOutcome) {
         outcome.layers_fetched,
         outcome.layers_cached
     );
+    if !outcome.selected.is_empty() || outcome.deferred > 0 {
+        let mut parts: Vec<String> = outcome
+            .selected
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        if outcome.deferred > 0 {
+            parts.push(format!("{} deferred", outcome.deferred));
+        }
+        eprintln!("selected: {}", parts.join(", "));
+    }
     for error in &outcome.errors {
         eprintln!("failed: {error}");
     }
@@ -85,6 +96,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let options = ScanOptions {
         images: args.images,
         insecure_http: args.insecure_http,
+        ..ScanOptions::default()
     };
     let outcome = run_scan(&settings, &options).await?;
     print_outcome(&outcome);

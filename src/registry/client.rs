@@ -21,9 +21,12 @@ use super::auth::{parse_challenge, Challenge, Scope};
 use super::error::RegistryError;
 use crate::config::{Credentials, RegistrySettings, Secret};
 
+/// The product token at the start of Vigil's `User-Agent`.
+pub const USER_AGENT_PRODUCT: &str = "vigil/";
+
 /// The `User-Agent` Vigil sends; registry events use it to tell Vigil's own pulls apart.
 pub fn user_agent() -> String {
-    format!("vigil/{}", env!("CARGO_PKG_VERSION"))
+    format!("{USER_AGENT_PRODUCT}{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// A client for one registry.

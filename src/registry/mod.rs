@@ -11,7 +11,7 @@ pub mod manifest;
 pub mod source;
 pub mod verify;
 
-pub use client::{user_agent, RegistryClient};
+pub use client::{user_agent, RegistryClient, USER_AGENT_PRODUCT};
 pub use crawl::{crawl, crawl_registry, CrawlFailure, CrawlReport, ImageRecord};
 pub use error::RegistryError;
 pub use layout::OciLayout;

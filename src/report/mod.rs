@@ -128,6 +128,17 @@ pub async fn open_session(root: &Path) -> Result<SessionContext, ReportError> {
             register_files(&ctx, root, table, table.name()).await?;
             continue;
         }
+        if table == Table::Activity {
+            // The same event may arrive twice (a webhook retried, a file imported again): keep the first.
+            register_files(&ctx, root, table, "_activity_files").await?;
+            ctx.sql(
+                "CREATE VIEW activity AS SELECT * EXCLUDE (_first) FROM (SELECT a.*, row_number() OVER \
+                 (PARTITION BY subscription, registry, event_id ORDER BY received_at) AS _first \
+                 FROM _activity_files a) events WHERE _first = 1",
+            )
+            .await?;
+            continue;
+        }
         // The files of scans without a commit marker are never read: the partition filter prunes them.
         let files = format!("_{}_files", table.name());
         register_files(&ctx, root, table, &files).await?;

@@ -17,10 +17,10 @@ SELECT * EXCLUDE (_newest) FROM (
 ) newest
 WHERE _newest = 1;
 
--- The findings of those scans.
+-- The findings of those scans (an image a run did not re-evaluate keeps the findings of the scan that did).
 CREATE VIEW latest_findings AS
 SELECT f.* FROM findings f
-JOIN (SELECT scan_id AS l_scan_id, subscription AS l_subscription, registry AS l_registry,
+JOIN (SELECT findings_scan_id AS l_scan_id, subscription AS l_subscription, registry AS l_registry,
              repository AS l_repository, image_digest AS l_image_digest, platform AS l_platform
       FROM latest_images) l
   ON f.scan_id = l.l_scan_id AND f.subscription = l.l_subscription AND f.registry = l.l_registry

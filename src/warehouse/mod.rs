@@ -18,7 +18,44 @@ use chrono::{DateTime, Utc};
 use crate::matcher::Finding;
 use crate::model::Inventory;
 pub use schema::Table;
-pub use write::{commit, write_rule_change, CommitInfo};
+pub use write::{commit, write_activity, write_rule_change, ActivityRow, CommitInfo};
+
+/// Why a run looked at an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Selection {
+    /// A digest never scanned before: inventoried from its layers.
+    New,
+    /// Pulled within the schedule's window: re-matched.
+    Pulled,
+    /// Pushed within the schedule's window: re-matched.
+    Pushed,
+    /// Named on the command line or swept by a run without a policy.
+    Forced,
+    /// Seen by the crawl but not selected: its previous assessment stands.
+    Carried,
+}
+
+impl Selection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Selection::New => "new",
+            Selection::Pulled => "pulled",
+            Selection::Pushed => "pushed",
+            Selection::Forced => "forced",
+            Selection::Carried => "carried",
+        }
+    }
+}
+
+/// The assessment an image not re-evaluated keeps from an earlier scan.
+#[derive(Debug, Clone)]
+pub struct Carried {
+    /// The scan whose findings rows stand for this image.
+    pub findings_scan_id: String,
+    pub package_count: u64,
+    pub finding_count: u64,
+    pub highest_severity: Option<String>,
+}
 
 /// One image of one platform as a scan saw it.
 #[derive(Debug, Clone)]
@@ -36,6 +73,12 @@ pub struct ScannedImage {
     pub findings: Vec<Finding>,
     pub pushed_at: Option<DateTime<Utc>>,
     pub last_pulled_at: Option<DateTime<Utc>>,
+    pub selection: Selection,
+    /// The scan whose stored packages `inventory` came from; `None` when this run read the layers (its
+    /// packages are then stored, for later runs to re-match).
+    pub inventory_scan_id: Option<String>,
+    /// Set when the image was not re-evaluated: `inventory` and `findings` are then empty.
+    pub carried: Option<Carried>,
 }
 
 /// One registry crawled in full by a scan: images of it missing from the crawl no longer exist.
@@ -59,6 +102,10 @@ pub struct ScanRun {
     pub images_scanned: u64,
     pub images_failed: u64,
     pub errors: Vec<String>,
+    /// The schedule that started the run, if one did.
+    pub schedule: Option<String>,
+    /// New images left for a later run by the schedule's `max_images`.
+    pub deferred: u64,
     pub crawled: Vec<CrawledRegistry>,
     pub images: Vec<ScannedImage>,
 }

@@ -30,16 +30,23 @@ pub enum Table {
     Crawls,
     /// One row per run; a run's row is its commit marker.
     Scans,
+    /// One row per (scan, image, platform, package) for images inventoried from their layers in that scan:
+    /// the stored inventory later runs re-match without fetching a layer.
+    Packages,
+    /// One row per registry event (push or pull of a manifest) received or imported.
+    Activity,
     /// One row per change of a disable rule (add, update, delete): the rules and their history.
     DisableRules,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 7] = [
         Table::Findings,
         Table::Images,
         Table::Crawls,
         Table::Scans,
+        Table::Packages,
+        Table::Activity,
         Table::DisableRules,
     ];
 
@@ -50,6 +57,8 @@ impl Table {
             Table::Images => "images",
             Table::Crawls => "crawls",
             Table::Scans => "scans",
+            Table::Packages => "packages",
+            Table::Activity => "activity",
             Table::DisableRules => "disable_rules",
         }
     }
@@ -57,9 +66,10 @@ impl Table {
     /// The hive partition columns, outermost first (all strings).
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
-            Table::Findings | Table::Images | Table::Crawls => {
+            Table::Findings | Table::Images | Table::Crawls | Table::Packages => {
                 &["subscription", "registry", "scan_id"]
             }
+            Table::Activity => &["subscription", "registry"],
             Table::Scans => &["scan_id"],
             Table::DisableRules => &[],
         }
@@ -72,6 +82,8 @@ impl Table {
             Table::Images => IMAGES.clone(),
             Table::Crawls => CRAWLS.clone(),
             Table::Scans => SCANS.clone(),
+            Table::Packages => PACKAGES.clone(),
+            Table::Activity => ACTIVITY.clone(),
             Table::DisableRules => DISABLE_RULES.clone(),
         }
     }
@@ -123,6 +135,8 @@ static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("image_digest", DataType::Utf8, false),
         field("platform", DataType::Utf8, false),
         field("os", DataType::Utf8, true),
+        field("os_id", DataType::Utf8, true),
+        field("os_version_id", DataType::Utf8, true),
         field("os_ecosystem", DataType::Utf8, true),
         field("package_count", DataType::Int64, false),
         field("coverage_status", DataType::Utf8, false),
@@ -131,6 +145,9 @@ static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("last_pulled_at", timestamp(), true),
         field("finding_count", DataType::Int64, false),
         field("highest_severity", DataType::Utf8, true),
+        field("selection", DataType::Utf8, false),
+        field("findings_scan_id", DataType::Utf8, false),
+        field("inventory_scan_id", DataType::Utf8, false),
         field("scanned_at", timestamp(), false),
         field("db_content_hash", DataType::Utf8, false),
         field("scanner_version", DataType::Utf8, false),
@@ -152,9 +169,50 @@ static SCANS: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("images_scanned", DataType::Int64, false),
         field("images_failed", DataType::Int64, false),
         field("findings", DataType::Int64, false),
+        field("schedule", DataType::Utf8, true),
+        field("selected_new", DataType::Int64, false),
+        field("selected_pulled", DataType::Int64, false),
+        field("selected_pushed", DataType::Int64, false),
+        field("selected_forced", DataType::Int64, false),
+        field("carried", DataType::Int64, false),
+        field("deferred", DataType::Int64, false),
         field("errors", strings(), false),
         field("db_content_hash", DataType::Utf8, false),
         field("scanner_version", DataType::Utf8, false),
+    ]))
+});
+
+static PACKAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        field("repository", DataType::Utf8, false),
+        field("image_digest", DataType::Utf8, false),
+        field("platform", DataType::Utf8, false),
+        field("name", DataType::Utf8, false),
+        field("version", DataType::Utf8, false),
+        field("ecosystem", DataType::Utf8, false),
+        field("package_type", DataType::Utf8, false),
+        field("source_name", DataType::Utf8, true),
+        field("source_version", DataType::Utf8, true),
+        field("arch", DataType::Utf8, true),
+        field("extractor", DataType::Utf8, false),
+        field("location", DataType::Utf8, false),
+        field("layer_digest", DataType::Utf8, true),
+        field("scanned_at", timestamp(), false),
+    ]))
+});
+
+static ACTIVITY: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        field("event_id", DataType::Utf8, false),
+        field("action", DataType::Utf8, false),
+        field("repository", DataType::Utf8, false),
+        field("digest", DataType::Utf8, false),
+        field("tag", DataType::Utf8, true),
+        field("media_type", DataType::Utf8, false),
+        field("occurred_at", timestamp(), false),
+        field("user_agent", DataType::Utf8, true),
+        field("source", DataType::Utf8, true),
+        field("received_at", timestamp(), false),
     ]))
 });
 

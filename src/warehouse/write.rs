@@ -17,7 +17,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::schema::Table;
 use super::{
-    committed_scans, partition_dir, CrawledRegistry, ScanRun, ScannedImage, WarehouseError,
+    committed_scans, partition_dir, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError,
 };
 use crate::matcher::{Finding, Severity};
 
@@ -91,23 +91,34 @@ fn severity_rank(severity: Severity) -> i32 {
 
 fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
     let scanned_at = micros(run.started_at);
-    let os: Vec<Option<String>> = images
+    let os = |i: &ScannedImage| i.inventory.os.clone();
+    let pretty: Vec<Option<String>> = images
         .iter()
         .map(|i| {
-            i.inventory.os.as_ref().map(|os| match &os.pretty_name {
-                Some(pretty) => pretty.clone(),
+            os(i).map(|os| match os.pretty_name {
+                Some(pretty) => pretty,
                 None => format!("{} {}", os.id, os.version_id).trim().to_string(),
             })
         })
         .collect();
-    let highest: Vec<Option<&'static str>> = images
+    let package_count = |i: &ScannedImage| match &i.carried {
+        Some(c) => c.package_count as i64,
+        None => i.inventory.packages.len() as i64,
+    };
+    let finding_count = |i: &ScannedImage| match &i.carried {
+        Some(c) => c.finding_count as i64,
+        None => i.findings.len() as i64,
+    };
+    let highest: Vec<Option<String>> = images
         .iter()
-        .map(|i| {
-            i.findings
+        .map(|i| match &i.carried {
+            Some(c) => c.highest_severity.clone(),
+            None => i
+                .findings
                 .iter()
                 .map(|f| f.severity)
                 .max()
-                .map(Severity::as_str)
+                .map(|s| s.as_str().to_string()),
         })
         .collect();
     batch(
@@ -117,27 +128,67 @@ fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, 
             string_lists(images.iter().map(|i| i.tags.iter().map(String::as_str))),
             required(images.iter().map(|i| i.digest.as_str())),
             required(images.iter().map(|i| i.platform.as_str())),
-            strings(os.iter().map(Option::as_deref)),
+            strings(pretty.iter().map(Option::as_deref)),
+            strings(images.iter().map(|i| i.inventory.os.as_ref().map(|os| os.id.as_str()))),
+            strings(
+                images
+                    .iter()
+                    .map(|i| i.inventory.os.as_ref().map(|os| os.version_id.as_str())),
+            ),
             strings(images.iter().map(|i| {
                 i.inventory
                     .os
                     .as_ref()
                     .and_then(|os| os.ecosystem.as_deref())
             })),
-            Arc::new(Int64Array::from_iter_values(
-                images.iter().map(|i| i.inventory.packages.len() as i64),
-            )),
+            Arc::new(Int64Array::from_iter_values(images.iter().map(|i| package_count(i)))),
             required(images.iter().map(|i| i.inventory.coverage.status.as_str())),
             required(images.iter().map(|i| i.inventory.coverage.reason.as_str())),
             timestamps(images.iter().map(|i| i.pushed_at.map(micros))),
             timestamps(images.iter().map(|i| i.last_pulled_at.map(micros))),
-            Arc::new(Int64Array::from_iter_values(
-                images.iter().map(|i| i.findings.len() as i64),
-            )),
-            strings(highest),
+            Arc::new(Int64Array::from_iter_values(images.iter().map(|i| finding_count(i)))),
+            strings(highest.iter().map(Option::as_deref)),
+            required(images.iter().map(|i| i.selection.as_str())),
+            required(images.iter().map(|i| match &i.carried {
+                Some(c) => c.findings_scan_id.as_str(),
+                None => run.scan_id.as_str(),
+            })),
+            required(
+                images
+                    .iter()
+                    .map(|i| i.inventory_scan_id.as_deref().unwrap_or(&run.scan_id)),
+            ),
             timestamps(images.iter().map(|_| Some(scanned_at))),
             required(images.iter().map(|_| run.db_content_hash.as_str())),
             required(images.iter().map(|_| run.scanner_version.as_str())),
+        ],
+    )
+}
+
+fn packages_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
+    let rows: Vec<(&ScannedImage, &crate::model::Package)> = images
+        .iter()
+        .filter(|i| i.inventory_scan_id.is_none() && i.carried.is_none())
+        .flat_map(|i| i.inventory.packages.iter().map(move |p| (*i, p)))
+        .collect();
+    let scanned_at = micros(run.started_at);
+    batch(
+        Table::Packages,
+        vec![
+            required(rows.iter().map(|(i, _)| i.repository.as_str())),
+            required(rows.iter().map(|(i, _)| i.digest.as_str())),
+            required(rows.iter().map(|(i, _)| i.platform.as_str())),
+            required(rows.iter().map(|(_, p)| p.name.as_str())),
+            required(rows.iter().map(|(_, p)| p.version.as_str())),
+            required(rows.iter().map(|(_, p)| p.ecosystem.as_str())),
+            required(rows.iter().map(|(_, p)| p.package_type.as_str())),
+            strings(rows.iter().map(|(_, p)| p.source_name.as_deref())),
+            strings(rows.iter().map(|(_, p)| p.source_version.as_deref())),
+            strings(rows.iter().map(|(_, p)| p.arch.as_deref())),
+            required(rows.iter().map(|(_, p)| p.extractor.as_str())),
+            required(rows.iter().map(|(_, p)| p.location.as_str())),
+            strings(rows.iter().map(|(_, p)| p.layer_digest.as_deref())),
+            timestamps(rows.iter().map(|_| Some(scanned_at))),
         ],
     )
 }
@@ -224,6 +275,13 @@ fn crawls_batch(run: &ScanRun, crawl: &CrawledRegistry) -> Result<RecordBatch, W
 }
 
 fn scans_batch(run: &ScanRun, findings: u64) -> Result<RecordBatch, WarehouseError> {
+    let selected = |selection: Selection| {
+        Arc::new(Int64Array::from_iter_values([run
+            .images
+            .iter()
+            .filter(|i| i.selection == selection)
+            .count() as i64])) as ArrayRef
+    };
     batch(
         Table::Scans,
         vec![
@@ -233,6 +291,13 @@ fn scans_batch(run: &ScanRun, findings: u64) -> Result<RecordBatch, WarehouseErr
             Arc::new(Int64Array::from_iter_values([run.images_scanned as i64])),
             Arc::new(Int64Array::from_iter_values([run.images_failed as i64])),
             Arc::new(Int64Array::from_iter_values([findings as i64])),
+            strings([run.schedule.as_deref()]),
+            selected(Selection::New),
+            selected(Selection::Pulled),
+            selected(Selection::Pushed),
+            selected(Selection::Forced),
+            selected(Selection::Carried),
+            Arc::new(Int64Array::from_iter_values([run.deferred as i64])),
             string_lists([run.errors.iter().map(String::as_str)]),
             required([run.db_content_hash.as_str()]),
             required([run.scanner_version.as_str()]),
@@ -323,6 +388,14 @@ pub fn commit(root: &Path, run: &ScanRun) -> Result<CommitInfo, WarehouseError> 
             "part-0.parquet",
             &images_batch,
         )?);
+        let packages_batch = packages_batch(run, &images)?;
+        if packages_batch.num_rows() > 0 {
+            staged.push(stage(
+                &partition_dir(root, Table::Packages, &values),
+                "part-0.parquet",
+                &packages_batch,
+            )?);
+        }
         let findings_batch = findings_batch(run, &images)?;
         if findings_batch.num_rows() > 0 {
             info.findings_rows += findings_batch.num_rows() as u64;
@@ -475,4 +548,55 @@ pub fn write_rule_change(root: &Path, change: &RuleChange<'_>) -> Result<PathBuf
     let staged = stage(&dir, &name, &batch)?;
     publish(&staged)?;
     Ok(staged.1)
+}
+
+/// One registry event, as stored in `activity`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityRow {
+    pub event_id: String,
+    /// `push` or `pull`.
+    pub action: String,
+    pub repository: String,
+    pub digest: String,
+    pub tag: Option<String>,
+    pub media_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    /// Where the request came from (the registry's `request.addr`).
+    pub source: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Appends events of one registry to `activity/` as one file, durable (synced and renamed) on return.
+pub fn write_activity(
+    root: &Path,
+    subscription: &str,
+    registry: &str,
+    rows: &[ActivityRow],
+) -> Result<Option<PathBuf>, WarehouseError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        required(rows.iter().map(|r| r.event_id.as_str())),
+        required(rows.iter().map(|r| r.action.as_str())),
+        required(rows.iter().map(|r| r.repository.as_str())),
+        required(rows.iter().map(|r| r.digest.as_str())),
+        strings(rows.iter().map(|r| r.tag.as_deref())),
+        required(rows.iter().map(|r| r.media_type.as_str())),
+        timestamps(rows.iter().map(|r| Some(micros(r.occurred_at)))),
+        strings(rows.iter().map(|r| r.user_agent.as_deref())),
+        strings(rows.iter().map(|r| r.source.as_deref())),
+        timestamps(rows.iter().map(|r| Some(micros(r.received_at)))),
+    ];
+    let batch = batch(Table::Activity, columns)?;
+    let dir = partition_dir(root, Table::Activity, &[subscription, registry]);
+    let name = format!(
+        "events-{}-{:08x}.parquet",
+        Utc::now().format("%Y%m%dT%H%M%S%6fZ"),
+        rand::random::<u32>()
+    );
+    let staged = stage(&dir, &name, &batch)?;
+    publish(&staged)?;
+    Ok(Some(staged.1))
 }
