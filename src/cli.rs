@@ -63,6 +63,35 @@ pub enum Command {
     /// Disable rules: hide findings by id, category, text, CVSS, severity or patchability.
     #[command(subcommand)]
     Rules(Box<RulesCommand>),
+    /// Registry activity: receive notification webhooks, or import them from a file.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Receive a registry's notification webhooks at `http://LISTEN/events/SUBSCRIPTION/REGISTRY` and store
+    /// each manifest push and pull in the `activity` table before answering.
+    Serve {
+        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5080")]
+        listen: std::net::SocketAddr,
+        /// The environment variable holding the bearer token senders must present.
+        #[arg(long)]
+        token_env: String,
+    },
+    /// Load notification envelopes (one JSON document per line) of one registry into `activity`.
+    Import {
+        file: PathBuf,
+        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        subscription: String,
+        #[arg(long)]
+        registry: String,
+    },
 }
 
 /// Where the warehouse is: `--warehouse`, else the configuration's `warehouse`, else

@@ -19,6 +19,7 @@ pub mod report;
 pub mod warehouse;
 
 pub mod demo;
+pub mod events;
 pub mod scan;
 pub mod select;
 pub mod version;

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Report(args) => commands::report::run_report(args).await,
             Command::Sql(args) => commands::report::run_sql(args).await,
             Command::Rules(command) => commands::report::run_rules(*command),
+            Command::Events(command) => commands::events::run(command).await,
         }
     });
     match result {

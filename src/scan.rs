@@ -17,8 +17,8 @@ use crate::matcher::match_inventory;
 use crate::model::{CoverageStatus, Digest, Inventory, Platform};
 use crate::registry::crawl::resolve_tag;
 use crate::registry::{crawl_registry, ImageRecord, Source};
-use crate::vulndb::Database;
 use crate::select::{self, History, ImageKey, Policy, Previous};
+use crate::vulndb::Database;
 use crate::warehouse::{
     self, Carried, CommitInfo, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError,
 };
@@ -203,15 +203,18 @@ pub async fn scan(
                 .is_none_or(|reason| reason.starts_with("unsupported-os:"))
         })
         .collect();
-    let history = match options.policy {
-        Some(_) => select::load_history(&settings.warehouse).await?,
-        None => History::default(),
-    };
+    // What the warehouse holds decides the selection, and its activity gives push and pull times.
+    let history = select::load_history(&settings.warehouse).await?;
     let (plan, deferred) = plan(to_scan, &history, options.policy.as_ref(), started_at);
     let rematch: Vec<(ImageKey, String)> = plan
         .iter()
         .filter(|p| matches!(p.selection, Selection::Pulled | Selection::Pushed))
-        .filter_map(|p| Some((p.key.clone(), p.previous.as_ref()?.inventory_scan_id.clone())))
+        .filter_map(|p| {
+            Some((
+                p.key.clone(),
+                p.previous.as_ref()?.inventory_scan_id.clone(),
+            ))
+        })
         .collect();
     let stored = select::stored_packages(&settings.warehouse, &rematch).await?;
     progress.images(
@@ -257,7 +260,11 @@ pub async fn scan(
             } = planned;
             let subscription = candidate.registry.subscription.clone();
             let registry = candidate.registry.name.clone();
-            let activity_key = (subscription.clone(), registry.clone(), candidate.digest.clone());
+            let activity_key = (
+                subscription.clone(),
+                registry.clone(),
+                candidate.digest.clone(),
+            );
             let mut image = ScannedImage {
                 subscription,
                 registry,
@@ -395,9 +402,7 @@ fn plan(
     policy: Option<&Policy>,
     now: chrono::DateTime<Utc>,
 ) -> (Vec<Planned>, u64) {
-    let within = |window: Option<chrono::Duration>, at: Option<&chrono::DateTime<Utc>>| {
-        matches!((window, at), (Some(window), Some(at)) if now - *at <= window)
-    };
+    let within = |window: Option<chrono::Duration>, at: Option<&chrono::DateTime<Utc>>| matches!((window, at), (Some(window), Some(at)) if now - *at <= window);
     let mut planned = Vec::new();
     let mut new = Vec::new();
     for candidate in candidates {

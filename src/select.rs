@@ -114,11 +114,15 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
         let (sub, reg, digest, platform) = (sub?, reg?, digest?, platform?);
         let (findings_scan, inventory_scan, severity, status, reason) =
             (findings_scan?, inventory_scan?, severity?, status?, reason?);
-        let (pretty, os_id, os_version, os_ecosystem) = (pretty?, os_id?, os_version?, os_ecosystem?);
+        let (pretty, os_id, os_version, os_ecosystem) =
+            (pretty?, os_id?, os_version?, os_ecosystem?);
         let count = |name: &str| {
-            arrow::compute::cast(batch.column_by_name(name).expect("selected"), &DataType::Int64)
-                .map(|a| a.as_primitive::<Int64Type>().clone())
-                .map_err(|e| ReportError::Format(e.to_string()))
+            arrow::compute::cast(
+                batch.column_by_name(name).expect("selected"),
+                &DataType::Int64,
+            )
+            .map(|a| a.as_primitive::<Int64Type>().clone())
+            .map_err(|e| ReportError::Format(e.to_string()))
         };
         let (packages, findings) = (count("package_count")?, count("finding_count")?);
         for row in 0..batch.num_rows() {

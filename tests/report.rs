@@ -234,14 +234,18 @@ fn fixture(root: &Path) -> (DateTime<Utc>, DateTime<Utc>) {
         second_at,
         &[("prod", "main")],
         vec![
-            image(
-                "prod",
-                "main",
-                "apps/web",
-                4,
-                &rebuilt,
-                CoverageStatus::Complete,
-            ),
+            // The tag v1 moved to the rebuilt image: the old digest is superseded.
+            ScannedImage {
+                tags: vec!["v1".into()],
+                ..image(
+                    "prod",
+                    "main",
+                    "apps/web",
+                    4,
+                    &rebuilt,
+                    CoverageStatus::Complete,
+                )
+            },
             image(
                 "prod",
                 "main",
@@ -362,7 +366,7 @@ fn every_report_answers_on_the_fixture_warehouse() {
     assert_eq!(images.len(), 1);
     assert_eq!(images[0]["assessment"], "Unhealthy");
     assert_eq!(images[0]["severity"], "Critical");
-    assert_eq!(images[0]["tags"], "v4");
+    assert_eq!(images[0]["tags"], "v1");
     let empty = report(
         root,
         "images",
@@ -449,6 +453,21 @@ fn every_report_answers_on_the_fixture_warehouse() {
     assert_eq!(prod_day2["images_scanned"], 3);
 
     assert!(report(root, "disabled", &[]).is_empty());
+
+    // The tag v1 moved from digest 01 (five findings) to 04; apps/old's digest is gone, not superseded.
+    let superseded = report(root, "superseded", &[]);
+    assert_eq!(superseded.len(), 1, "{superseded:?}");
+    assert_eq!(superseded[0]["tag"], "v1");
+    assert_eq!(
+        superseded[0]["old_digest"],
+        format!("sha256:{}", "01".repeat(32))
+    );
+    assert_eq!(
+        superseded[0]["new_digest"],
+        format!("sha256:{}", "04".repeat(32))
+    );
+    assert_eq!(superseded[0]["old_findings"], 5);
+    assert_eq!(superseded[0]["new_active_findings"], 4);
 }
 
 #[test]
@@ -505,7 +524,7 @@ fn report_parameters_are_checked_and_quoted() {
             .collect();
         report::bind_report(&info, &all).unwrap_or_else(|e| panic!("{e}"));
     }
-    assert_eq!(report::list_reports().len(), 11);
+    assert_eq!(report::list_reports().len(), 12);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod crawl;
 pub mod db;
+pub mod events;
 pub mod inventory;
 pub mod output;
 pub mod report;

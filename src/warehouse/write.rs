@@ -17,7 +17,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::schema::Table;
 use super::{
-    committed_scans, partition_dir, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError,
+    committed_scans, partition_dir, CrawledRegistry, ScanRun, ScannedImage, Selection,
+    WarehouseError,
 };
 use crate::matcher::{Finding, Severity};
 
@@ -129,7 +130,11 @@ fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, 
             required(images.iter().map(|i| i.digest.as_str())),
             required(images.iter().map(|i| i.platform.as_str())),
             strings(pretty.iter().map(Option::as_deref)),
-            strings(images.iter().map(|i| i.inventory.os.as_ref().map(|os| os.id.as_str()))),
+            strings(
+                images
+                    .iter()
+                    .map(|i| i.inventory.os.as_ref().map(|os| os.id.as_str())),
+            ),
             strings(
                 images
                     .iter()
@@ -141,12 +146,16 @@ fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, 
                     .as_ref()
                     .and_then(|os| os.ecosystem.as_deref())
             })),
-            Arc::new(Int64Array::from_iter_values(images.iter().map(|i| package_count(i)))),
+            Arc::new(Int64Array::from_iter_values(
+                images.iter().map(|i| package_count(i)),
+            )),
             required(images.iter().map(|i| i.inventory.coverage.status.as_str())),
             required(images.iter().map(|i| i.inventory.coverage.reason.as_str())),
             timestamps(images.iter().map(|i| i.pushed_at.map(micros))),
             timestamps(images.iter().map(|i| i.last_pulled_at.map(micros))),
-            Arc::new(Int64Array::from_iter_values(images.iter().map(|i| finding_count(i)))),
+            Arc::new(Int64Array::from_iter_values(
+                images.iter().map(|i| finding_count(i)),
+            )),
             strings(highest.iter().map(Option::as_deref)),
             required(images.iter().map(|i| i.selection.as_str())),
             required(images.iter().map(|i| match &i.carried {

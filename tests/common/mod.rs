@@ -39,6 +39,19 @@ impl Registry {
     }
 
     pub fn start_with(auth: Option<&BasicAuth>) -> Registry {
+        Registry::start_configured(auth, "")
+    }
+
+    /// A registry that posts its notification events to `url` with `Authorization: Bearer token`.
+    pub fn start_notifying(url: &str, token: &str) -> Registry {
+        let extra = format!(
+            "notifications:\n  endpoints:\n    - name: vigil\n      url: {url}\n      headers:\n        Authorization: [\"Bearer {token}\"]\n      timeout: 2s\n      threshold: 10\n      backoff: 100ms\n"
+        );
+        Registry::start_configured(None, &extra)
+    }
+
+    /// A registry with optional basic auth and extra top-level configuration (YAML).
+    pub fn start_configured(auth: Option<&BasicAuth>, extra: &str) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: vigil-test-secret\n",
@@ -57,6 +70,7 @@ impl Registry {
                 htpasswd.display()
             ));
         }
+        config.push_str(extra);
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let mut child = Command::new("docker-registry")
@@ -530,4 +544,62 @@ async fn proxy_one(
     upstream.write_all(rewritten.as_bytes()).await?;
     tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     Ok(())
+}
+
+/// A `vigil` process left running (a server), killed when dropped.
+pub struct Background {
+    pub child: std::process::Child,
+    /// The address it printed as `listening on ADDR`.
+    pub addr: String,
+}
+
+impl Background {
+    /// Starts `vigil ARGS` and waits for its `listening on ADDR` line on stderr.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Background {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("VIGIL_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sender = Some(sender);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Some(sender) = sender.take() {
+                        let _ = sender.send(addr.trim().to_string());
+                    }
+                } else {
+                    eprintln!("[vigil] {line}");
+                }
+            }
+        });
+        let addr = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("vigil did not report its address");
+        Background { child, addr }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().ok();
+        status.and_then(|s| s.code())
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
