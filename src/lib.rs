@@ -18,6 +18,7 @@ pub mod matcher;
 pub mod report;
 pub mod warehouse;
 
+pub mod daemon;
 pub mod demo;
 pub mod events;
 pub mod scan;

@@ -599,3 +599,37 @@ fn failed_inventory(name: String, platform: Option<Platform>, reason: String) ->
         },
     }
 }
+
+/// What a locked run did.
+#[derive(Debug)]
+pub enum LockedRun {
+    Done(Box<ScanOutcome>),
+    /// Another run of the same scope holds the lock.
+    Skipped {
+        lock: std::path::PathBuf,
+    },
+}
+
+/// Runs one scan while holding the run lock of its scope (`subscription/registry` names), so two runs
+/// over the same registries never overlap: without `wait`, a run that finds the lock taken is skipped.
+pub async fn scan_locked(
+    settings: &Settings,
+    db: Arc<Database>,
+    options: &ScanOptions,
+    scope: &[String],
+    wait: bool,
+    progress: &dyn Progress,
+) -> Result<LockedRun, ScanError> {
+    let root = settings.warehouse.clone();
+    let keys = scope.to_vec();
+    let lock = tokio::task::spawn_blocking(move || warehouse::RunLock::acquire(&root, &keys, wait))
+        .await
+        .map_err(|e| ScanError::Task(e.to_string()))??;
+    let Some(lock) = lock else {
+        let lock = warehouse::RunLock::path_for(&settings.warehouse, scope);
+        return Ok(LockedRun::Skipped { lock });
+    };
+    let outcome = scan(settings, db, options, progress).await;
+    drop(lock);
+    Ok(LockedRun::Done(Box::new(outcome?)))
+}

@@ -7,6 +7,7 @@
 //! Vigil's readers ([`committed_scans`]) only see the partitions of scans that have one, so a run killed
 //! at any point leaves nothing half-visible, and the next commit removes what it left behind.
 
+mod lock;
 pub mod schema;
 pub mod write;
 
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::matcher::Finding;
 use crate::model::Inventory;
+pub use lock::RunLock;
 pub use schema::Table;
 pub use write::{commit, write_activity, write_rule_change, ActivityRow, CommitInfo};
 
