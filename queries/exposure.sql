@@ -12,7 +12,7 @@ crawled AS (
 existing AS (
     SELECT * FROM (
         SELECT i.subscription, i.registry, i.repository, i.image_digest, i.platform, i.scan_id, i.scanned_at,
-               row_number() OVER (PARTITION BY i.subscription, i.registry, i.repository, i.image_digest, i.platform
+               row_number() OVER (PARTITION BY i.image_id
                                   ORDER BY i.scanned_at DESC, i.scan_id DESC) AS newest
         FROM images i CROSS JOIN cutoff
         LEFT JOIN crawled c ON i.subscription = c.subscription AND i.registry = c.registry

@@ -25,7 +25,7 @@ moved AS (
 old_state AS (
     SELECT * FROM (
         SELECT subscription, registry, repository, platform, image_digest, finding_count, highest_severity,
-               row_number() OVER (PARTITION BY subscription, registry, repository, image_digest, platform
+               row_number() OVER (PARTITION BY image_id
                                   ORDER BY scanned_at DESC, scan_id DESC) AS newest
         FROM images
     ) ranked WHERE newest = 1

@@ -121,7 +121,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         report::run_report(&settings.warehouse, "recommendations", &BTreeMap::new()).await?;
     println!("{}", report::format_batches(&batches, OutputFormat::Table)?);
     println!(
-        "Warehouse: {} (try `vigil report images --warehouse {} -p registry=examples`)",
+        "Warehouse: {} (try `vigil report repositories --warehouse {} -p registry=examples`)",
         settings.warehouse.display(),
         settings.warehouse.display()
     );

@@ -19,6 +19,19 @@ fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
 }
 
+/// A compact key of one image of one platform in one registry, for joins: the first 8 bytes of the SHA-256
+/// of `subscription, registry, repository, digest, platform` (NUL-separated), as a signed integer.
+pub fn image_id(subscription: &str, registry: &str, repository: &str, digest: &str, platform: &str) -> i64 {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [subscription, registry, repository, digest, platform] {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    let hash = hasher.finalize();
+    i64::from_be_bytes(hash[..8].try_into().expect("8 bytes"))
+}
+
 /// The tables Vigil writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -95,6 +108,7 @@ static FINDINGS: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("tags", strings(), false),
         field("image_digest", DataType::Utf8, false),
         field("platform", DataType::Utf8, false),
+        field("image_id", DataType::Int64, false),
         field("finding_id", DataType::Utf8, false),
         field("aliases", strings(), false),
         field("summary", DataType::Utf8, false),
@@ -134,6 +148,7 @@ static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("tags", strings(), false),
         field("image_digest", DataType::Utf8, false),
         field("platform", DataType::Utf8, false),
+        field("image_id", DataType::Int64, false),
         field("os", DataType::Utf8, true),
         field("os_id", DataType::Utf8, true),
         field("os_version_id", DataType::Utf8, true),
@@ -187,6 +202,7 @@ static PACKAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("repository", DataType::Utf8, false),
         field("image_digest", DataType::Utf8, false),
         field("platform", DataType::Utf8, false),
+        field("image_id", DataType::Int64, false),
         field("name", DataType::Utf8, false),
         field("version", DataType::Utf8, false),
         field("ecosystem", DataType::Utf8, false),

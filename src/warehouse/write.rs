@@ -15,7 +15,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::schema::Table;
+use super::schema::{image_id, Table};
 use super::{
     committed_scans, partition_dir, CrawledRegistry, ScanRun, ScannedImage, Selection,
     WarehouseError,
@@ -71,6 +71,21 @@ where
         builder.append(true);
     }
     Arc::new(builder.finish())
+}
+
+/// The `image_id` of each row's image; rows of one image come together, so each is hashed once.
+fn ids<'a>(images: impl IntoIterator<Item = &'a ScannedImage>) -> ArrayRef {
+    let mut last: Option<(*const ScannedImage, i64)> = None;
+    Arc::new(Int64Array::from_iter_values(images.into_iter().map(|i| {
+        match last {
+            Some((pointer, id)) if std::ptr::eq(pointer, i) => id,
+            _ => {
+                let id = image_id(&i.subscription, &i.registry, &i.repository, &i.digest, &i.platform);
+                last = Some((i, id));
+                id
+            }
+        }
+    })))
 }
 
 fn batch(table: Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, WarehouseError> {
@@ -129,6 +144,7 @@ fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, 
             string_lists(images.iter().map(|i| i.tags.iter().map(String::as_str))),
             required(images.iter().map(|i| i.digest.as_str())),
             required(images.iter().map(|i| i.platform.as_str())),
+            ids(images.iter().copied()),
             strings(pretty.iter().map(Option::as_deref)),
             strings(
                 images
@@ -187,6 +203,7 @@ fn packages_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch
             required(rows.iter().map(|(i, _)| i.repository.as_str())),
             required(rows.iter().map(|(i, _)| i.digest.as_str())),
             required(rows.iter().map(|(i, _)| i.platform.as_str())),
+            ids(rows.iter().map(|(i, _)| *i)),
             required(rows.iter().map(|(_, p)| p.name.as_str())),
             required(rows.iter().map(|(_, p)| p.version.as_str())),
             required(rows.iter().map(|(_, p)| p.ecosystem.as_str())),
@@ -215,6 +232,7 @@ fn findings_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch
             string_lists(rows.iter().map(|(i, _)| i.tags.iter().map(String::as_str))),
             required(rows.iter().map(|(i, _)| i.digest.as_str())),
             required(rows.iter().map(|(i, _)| i.platform.as_str())),
+            ids(rows.iter().map(|(i, _)| *i)),
             required(rows.iter().map(|(_, f)| f.id.as_str())),
             string_lists(
                 rows.iter()
