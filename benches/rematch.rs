@@ -30,11 +30,16 @@ fn main() {
         return;
     }
     let work = tempfile::tempdir().expect("temp dir");
-    vulndb::import(&work.path().join("db"), &[shared.join("osv"), shared.join("osv-converted")]).expect("import");
+    vulndb::import(
+        &work.path().join("db"),
+        &[shared.join("osv"), shared.join("osv-converted")],
+    )
+    .expect("import");
     let db = Arc::new(Database::open(&work.path().join("db")).expect("open"));
 
     let status = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/fixtures/dpkg/debian12-bookworm-real/var/lib/dpkg/status"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/testdata/fixtures/dpkg/debian12-bookworm-real/var/lib/dpkg/status"),
     )
     .expect("the dpkg fixture");
     let mut packages = parse_status("var/lib/dpkg/status", &status).expect("parse");
@@ -72,7 +77,10 @@ fn main() {
                     platform: None,
                     os: Some(os.clone()),
                     packages,
-                    coverage: Coverage { status: CoverageStatus::Complete, reason: String::new() },
+                    coverage: Coverage {
+                        status: CoverageStatus::Complete,
+                        reason: String::new(),
+                    },
                 },
                 findings: Vec::new(),
                 pushed_at: None,
@@ -100,18 +108,25 @@ fn main() {
     };
     warehouse::commit(&root, &run).expect("commit");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut best = f64::MAX;
     let mut findings = 0;
     for _ in 0..ROUNDS {
         let started = Instant::now();
-        let history = runtime.block_on(select::load_history(&root)).expect("history");
+        let history = runtime
+            .block_on(select::load_history(&root))
+            .expect("history");
         let wanted: Vec<(ImageKey, String)> = history
             .previous
             .iter()
             .map(|(key, previous)| (key.clone(), previous.inventory_scan_id.clone()))
             .collect();
-        let stored = runtime.block_on(select::stored_packages(&root, &wanted)).expect("packages");
+        let stored = runtime
+            .block_on(select::stored_packages(&root, &wanted))
+            .expect("packages");
         findings = 0;
         for (key, previous) in &history.previous {
             let inventory = Inventory {

@@ -66,6 +66,66 @@ pub enum Command {
     /// Registry activity: receive notification webhooks, or import them from a file.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// One scheduled run (for a systemd timer or cron): crawl the schedule's registries and scan what its
+    /// policy selects.
+    Run(RunArgs),
+    /// Run every schedule on its cron in one process (and receive webhooks with --listen, scanning pushes
+    /// within seconds); stops on SIGTERM or SIGINT.
+    Daemon(DaemonArgs),
+    /// The schedules in the configured folder: list them, or print systemd units or crontab lines.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The schedule's name (its file in the schedules folder, without `.toml`).
+    #[arg(long)]
+    pub schedule: String,
+    #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+    pub config: PathBuf,
+    /// When another run of the same registries is under way, wait for it instead of skipping.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+    pub config: PathBuf,
+    /// Also receive registry webhooks on this address (`/events/SUBSCRIPTION/REGISTRY`).
+    #[arg(long, requires = "token_env")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The environment variable holding the webhooks' bearer token.
+    #[arg(long)]
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Each schedule with its cron, time zone, scope, policy and next three fire times.
+    List {
+        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// A systemd `.service` and `.timer` pair running one schedule.
+    Systemd {
+        name: String,
+        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        /// The vigil binary the units run (default: this one).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
+    /// Crontab lines running every schedule.
+    Crontab {
+        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

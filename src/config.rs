@@ -256,6 +256,9 @@ pub struct RegistrySettings {
     pub platforms: globset::GlobSet,
     pub retry: RetryConfig,
     pub timeout: std::time::Duration,
+    /// Where image configs (content-addressed, so never stale) are kept, so a crawl reads each config
+    /// blob once; `None` fetches every time.
+    pub config_cache: Option<PathBuf>,
 }
 
 impl RegistrySettings {
@@ -285,6 +288,7 @@ impl RegistrySettings {
             platforms: glob_set(&default_platforms()).expect("default platform glob is valid"),
             retry: RetryConfig::default(),
             timeout: std::time::Duration::from_secs(default_timeout()),
+            config_cache: None,
         }
     }
 }
@@ -440,6 +444,7 @@ fn resolve(
                 platforms,
                 retry: reg.retry,
                 timeout: std::time::Duration::from_secs(reg.timeout_secs.max(1)),
+                config_cache: Some(absolute(&file.cache).join("configs")),
             });
         }
         subscriptions.push(Subscription {

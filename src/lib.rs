@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod demo;
 pub mod events;
 pub mod scan;
+pub mod schedule;
 pub mod select;
 pub mod version;
 pub mod vulndb;

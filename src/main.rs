@@ -34,6 +34,9 @@ fn main() -> ExitCode {
             Command::Sql(args) => commands::report::run_sql(args).await,
             Command::Rules(command) => commands::report::run_rules(*command),
             Command::Events(command) => commands::events::run(command).await,
+            Command::Run(args) => commands::schedules::run(args).await,
+            Command::Daemon(args) => commands::schedules::daemon(args).await,
+            Command::Schedules(command) => commands::schedules::schedules(command),
         }
     });
     match result {

@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod output;
 pub mod report;
 pub mod scan;
+pub mod schedules;
 
 use std::path::Path;
 

@@ -13,10 +13,10 @@ use vigil::scan::{self, Progress, ScanOptions, ScanOutcome};
 use vigil::vulndb::{self, Database};
 
 /// A progress bar on a terminal; nothing otherwise (cron and journald get the summary only).
-struct Bar(Option<indicatif::ProgressBar>);
+pub struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
-    fn new() -> Bar {
+    pub fn new() -> Bar {
         if !std::io::stderr().is_terminal() {
             return Bar(None);
         }
@@ -51,20 +51,25 @@ impl Drop for Bar {
     }
 }
 
-async fn run_scan(settings: &Settings, options: &ScanOptions) -> anyhow::Result<ScanOutcome> {
-    let db = Database::open(&settings.advisory_db).with_context(|| {
+/// Opens the configured advisory DB, or says how to make one.
+pub fn open_db(settings: &Settings) -> anyhow::Result<Database> {
+    Database::open(&settings.advisory_db).with_context(|| {
         format!(
             "no usable advisory DB at {} (run `vigil db update` or `vigil db import`)",
             settings.advisory_db.display()
         )
-    })?;
+    })
+}
+
+async fn run_scan(settings: &Settings, options: &ScanOptions) -> anyhow::Result<ScanOutcome> {
+    let db = open_db(settings)?;
     let bar = Bar::new();
     let outcome = scan::scan(settings, Arc::new(db), options, &bar).await?;
     drop(bar);
     Ok(outcome)
 }
 
-fn print_outcome(outcome: &ScanOutcome) {
+pub fn print_outcome(outcome: &ScanOutcome) {
     eprintln!(
         "scan {}: {} images seen, {} scanned, {} failed, {} findings; layers: {} read, {} from cache",
         outcome.scan_id,

@@ -89,9 +89,31 @@ impl Source {
         expected_size: Option<u64>,
     ) -> Result<ImageConfig, RegistryError> {
         let what = format!("{repository}@{digest} (config)");
+        let cache = match self {
+            Source::Registry(client) => client.settings().config_cache.as_ref().map(|dir| {
+                dir.join(format!(
+                    "{}-{}.json",
+                    digest.algorithm().as_str(),
+                    digest.hex()
+                ))
+            }),
+            Source::Layout(_) => None,
+        };
+        if let Some(path) = &cache {
+            // Content-addressed: a cached copy whose digest still matches is the config.
+            if let Ok(body) = std::fs::read(path) {
+                if crate::registry::verify::digest_like(digest, &body) == digest.to_string() {
+                    return ImageConfig::parse(&what, &body);
+                }
+            }
+        }
         let stream = self.blob_stream(repository, digest, expected_size).await?;
         let body = collect_limited(stream, MAX_CONFIG_BYTES, &what).await?;
-        ImageConfig::parse(&what, &body)
+        let config = ImageConfig::parse(&what, &body)?;
+        if let Some(path) = &cache {
+            store_config(path, &body);
+        }
+        Ok(config)
     }
 
     /// How users name an image of this source: `host[:port]/repo@digest` or `oci:DIR:repo@digest`.
@@ -102,5 +124,22 @@ impl Source {
                 format!("oci:{}:{repository}@{digest}", layout.root().display())
             }
         }
+    }
+}
+
+/// Keeps a config blob (already digest-checked) for later runs; a failure only costs a fetch next time.
+fn store_config(path: &std::path::Path, body: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    let temporary = dir.join(format!(
+        ".{}.tmp-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let stored = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&temporary, body))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(err) = stored {
+        let _ = std::fs::remove_file(&temporary);
+        tracing::debug!(%err, path = %path.display(), "cannot cache an image config");
     }
 }

@@ -21,7 +21,13 @@ fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
 
 /// A compact key of one image of one platform in one registry, for joins: the first 8 bytes of the SHA-256
 /// of `subscription, registry, repository, digest, platform` (NUL-separated), as a signed integer.
-pub fn image_id(subscription: &str, registry: &str, repository: &str, digest: &str, platform: &str) -> i64 {
+pub fn image_id(
+    subscription: &str,
+    registry: &str,
+    repository: &str,
+    digest: &str,
+    platform: &str,
+) -> i64 {
     use sha2::{Digest as _, Sha256};
     let mut hasher = Sha256::new();
     for part in [subscription, registry, repository, digest, platform] {

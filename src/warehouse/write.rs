@@ -76,16 +76,22 @@ where
 /// The `image_id` of each row's image; rows of one image come together, so each is hashed once.
 fn ids<'a>(images: impl IntoIterator<Item = &'a ScannedImage>) -> ArrayRef {
     let mut last: Option<(*const ScannedImage, i64)> = None;
-    Arc::new(Int64Array::from_iter_values(images.into_iter().map(|i| {
-        match last {
+    Arc::new(Int64Array::from_iter_values(images.into_iter().map(
+        |i| match last {
             Some((pointer, id)) if std::ptr::eq(pointer, i) => id,
             _ => {
-                let id = image_id(&i.subscription, &i.registry, &i.repository, &i.digest, &i.platform);
+                let id = image_id(
+                    &i.subscription,
+                    &i.registry,
+                    &i.repository,
+                    &i.digest,
+                    &i.platform,
+                );
                 last = Some((i, id));
                 id
             }
-        }
-    })))
+        },
+    )))
 }
 
 fn batch(table: Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, WarehouseError> {
