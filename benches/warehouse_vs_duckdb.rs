@@ -260,7 +260,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let statements = report::view_statements();
+    let statements = report::view_statements(&root).unwrap();
     let infos = report::list_reports();
     let committed: Vec<String> = warehouse::committed_scans(&root)
         .unwrap()

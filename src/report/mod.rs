@@ -27,7 +27,8 @@ include!(concat!(env!("OUT_DIR"), "/reports.rs"));
 
 /// The view definitions, with `{rule_matches}` standing for the rule predicate.
 pub const VIEWS_SQL: &str = include_str!("views.sql");
-/// When rule `r` hides finding `f`: every criterion the rule sets must hold.
+/// When rule `r` hides finding `f`: every criterion the rule sets must hold. One clause per line, each
+/// but the first marked with the criterion it tests.
 pub const RULE_MATCHES_SQL: &str = include_str!("rule_matches.sql");
 
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +51,58 @@ pub enum ReportError {
     Format(String),
 }
 
-/// The view definitions as run: `{rule_matches}` filled in, one statement per item.
-pub fn view_statements() -> Vec<String> {
-    let rule_matches = RULE_MATCHES_SQL.trim();
+/// The rule predicate, with only the clauses of criteria some rule sets (the others hold for every rule,
+/// and leaving them out spares reading their columns); `false` when there is no rule.
+pub fn rule_predicate(rules: &[rules::Rule]) -> String {
+    if rules.is_empty() {
+        return "false".to_string();
+    }
+    let used = |criterion: &str| {
+        rules.iter().any(|r| {
+            let s = &r.spec;
+            match criterion {
+                "registry" => s.registry.is_some(),
+                "repository" => s.repository.is_some(),
+                "finding_id" => s.finding_id.is_some(),
+                "category" => s.category.is_some(),
+                "security_check_contains" => s.security_check_contains.is_some(),
+                "cvss_below" => s.cvss_below.is_some(),
+                "severity_below" => s.severity_below.is_some(),
+                "patchable" => s.patchable.is_some(),
+                _ => true,
+            }
+        })
+    };
+    RULE_MATCHES_SQL
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .filter_map(|line| match line.rsplit_once(" -- ") {
+            Some((clause, criterion)) => used(criterion.trim()).then_some(clause),
+            None => Some(line),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The view definitions as run over the warehouse at `root`: the rule predicate fitted to its rules.
+pub fn view_statements(root: &Path) -> Result<Vec<String>, ReportError> {
+    let current = rules::list(root, None)?;
+    let predicate = rule_predicate(&current);
+    let mut statements = view_statements_with(&predicate);
+    if current.is_empty() {
+        // No rule: nothing is hidden, and no join is needed to say so.
+        for statement in &mut statements {
+            if statement.starts_with("CREATE VIEW active_findings") {
+                *statement =
+                    "CREATE VIEW active_findings AS SELECT f.* FROM latest_findings f".into();
+            }
+        }
+    }
+    Ok(statements)
+}
+
+/// The view definitions with `{rule_matches}` filled in, one statement per item.
+pub fn view_statements_with(rule_matches: &str) -> Vec<String> {
     let text: String = VIEWS_SQL
         .lines()
         .filter(|line| !line.trim_start().starts_with("--"))
@@ -109,7 +159,10 @@ pub async fn open_session(root: &Path) -> Result<SessionContext, ReportError> {
     if !root.is_dir() {
         return Err(ReportError::NoWarehouse(root.to_path_buf()));
     }
-    let config = SessionConfig::new()
+    // DataFusion's own settings can be tuned with DATAFUSION_* environment variables
+    // (e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS=8).
+    let config = SessionConfig::from_env()
+        .unwrap_or_default()
         .with_information_schema(true)
         .with_default_catalog_and_schema("vigil", "warehouse");
     let ctx = SessionContext::new_with_config(config);
@@ -148,7 +201,7 @@ pub async fn open_session(root: &Path) -> Result<SessionContext, ReportError> {
         ))
         .await?;
     }
-    for statement in view_statements() {
+    for statement in view_statements(root)? {
         ctx.sql(&statement).await?;
     }
     Ok(ctx)

@@ -48,7 +48,8 @@ SELECT f.* FROM latest_findings f
 LEFT JOIN (SELECT rule_id AS r_rule_id, * FROM rules_in_force) r ON {rule_matches}
 WHERE r.r_rule_id IS NULL;
 
--- Each latest image with its severity assessment over active findings.
+-- Each latest image with its severity assessment over active findings. (The join also matches on the
+-- subscription, registry and repository, so a report's filter on them reaches the findings scan.)
 CREATE VIEW image_assessments AS
 SELECT i.subscription, i.registry, i.repository, i.tags, i.image_digest AS digest, i.platform, i.os,
        i.package_count, i.coverage_status, i.coverage_reason, i.scanned_at, i.scan_id, i.image_id,
@@ -63,7 +64,8 @@ SELECT i.subscription, i.registry, i.repository, i.tags, i.image_digest AS diges
             WHEN 0 THEN 'Unknown' END AS severity
 FROM latest_images i
 LEFT JOIN (
-    SELECT image_id AS a_image_id, count(*) AS findings,
+    SELECT subscription AS a_subscription, registry AS a_registry, repository AS a_repository,
+           image_id AS a_image_id, count(*) AS findings,
            sum(CASE WHEN severity_rank = 4 THEN 1 ELSE 0 END) AS critical,
            sum(CASE WHEN severity_rank = 3 THEN 1 ELSE 0 END) AS high,
            sum(CASE WHEN severity_rank = 2 THEN 1 ELSE 0 END) AS medium,
@@ -72,5 +74,6 @@ LEFT JOIN (
            sum(CASE WHEN patchable THEN 1 ELSE 0 END) AS patchable,
            max(severity_rank) AS highest
     FROM active_findings
-    GROUP BY image_id
-) a ON i.image_id = a.a_image_id;
+    GROUP BY subscription, registry, repository, image_id
+) a ON i.image_id = a.a_image_id AND i.subscription = a.a_subscription AND i.registry = a.a_registry
+   AND i.repository = a.a_repository;
