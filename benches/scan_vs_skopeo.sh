@@ -2,8 +2,9 @@
 # `vigil scan` of one image against `skopeo copy` of the same image, both from a loopback registry, in the
 # same run (issue: the scan takes at most 1.2x the copy).
 #
-# The image is one real ~48 MB gzip layer: a `debootstrap --variant=minbase bookworm` Debian rootfs (built
-# once and cached under ~/.cache/vigil-bench), tarred deterministically, in an OCI layout pushed to Debian's
+# The image is one real ~48 MB gzip layer: a `debootstrap --variant=minbase bullseye` Debian rootfs (built
+# once and cached under ~/.cache/vigil-bench; Debian 11, the release the shared sample's converted Debian
+# advisories cover, so the scan has findings), without the downloaded .debs, tarred deterministically, in an OCI layout pushed to Debian's
 # docker-registry on a free port. Each round, interleaved: `skopeo copy docker://... oci:DIR` into a fresh
 # folder, and `vigil scan` of the image with its layer cache removed, so it fetches, inflates and reads the
 # whole layer, matches the packages against the Debian advisories and commits to its warehouse. Prints every
@@ -19,13 +20,15 @@ if [ -z "${VIGIL_BIN:-}" ]; then
 fi
 cache="${VIGIL_BENCH_CACHE:-$HOME/.cache/vigil-bench}"
 mkdir -p "$cache"
-if [ ! -f "$cache/rootfs/etc/os-release" ]; then
-  debootstrap --variant=minbase bookworm "$cache/rootfs" http://deb.debian.org/debian >&2
+rootfs="$cache/rootfs-bullseye"
+if [ ! -f "$rootfs/etc/os-release" ]; then
+  debootstrap --variant=minbase bullseye "$rootfs" http://deb.debian.org/debian >&2
+  rm -f "$rootfs"/var/cache/apt/archives/*.deb
 fi
-layout="$cache/debian-layout"
+layout="$cache/debian11-layout"
 if [ ! -f "$layout/index.json" ]; then
   rm -rf "$layout" && mkdir -p "$layout/blobs/sha256"
-  tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C "$cache/rootfs" -cf "$cache/layer.tar" .
+  tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C "$rootfs" -cf "$cache/layer.tar" .
   python3 - "$cache/layer.tar" "$layout" <<'PY'
 import gzip, hashlib, json, os, sys
 tar, layout = sys.argv[1], sys.argv[2]
