@@ -368,9 +368,13 @@ impl Schedule {
             source,
         })?;
         let file: ScheduleFile = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map(|span| {
+                text.as_bytes()[..span.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
+            });
             invalid(match line {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => e.message().to_string(),

@@ -50,11 +50,20 @@ impl Registry {
         Registry::start_configured(None, &extra)
     }
 
+    /// A registry on a given port (one the caller reserved), with extra configuration.
+    pub fn start_configured_on(port: u16, extra: &str) -> Registry {
+        Registry::start_full(None, extra, port)
+    }
+
     /// A registry with optional basic auth and extra top-level configuration (YAML).
     pub fn start_configured(auth: Option<&BasicAuth>, extra: &str) -> Registry {
+        Registry::start_full(auth, extra, 0)
+    }
+
+    fn start_full(auth: Option<&BasicAuth>, extra: &str, port: u16) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: vigil-test-secret\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: vigil-test-secret\n",
             dir.path().join("storage").display()
         );
         if let Some(auth) = auth {
