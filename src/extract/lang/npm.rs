@@ -107,17 +107,36 @@ fn kind(value: &Value) -> &'static str {
 /// An installed package's own `package.json`: one package, or none when it names no version (npm
 /// leaves such a manifest behind for links and placeholders).
 pub fn parse_manifest(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
-    let manifest = parse_json(contents)?;
-    let text = |key: &str| manifest.get(key).and_then(Value::as_str).map(str::trim);
-    match (text("name"), text("version")) {
+    /// Only the two fields that matter are kept; serde skips the rest without building them.
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        #[serde(default)]
+        name: Option<Value>,
+        #[serde(default)]
+        version: Option<Value>,
+    }
+    let manifest: Manifest = match serde_json::from_slice::<Manifest>(contents) {
+        Ok(manifest) => manifest,
+        // Not an object, not JSON, or an object serde's struct reading refuses (a repeated key): the
+        // generic parse says which, or reads it.
+        Err(_) => {
+            let mut map = parse_json(contents)?;
+            Manifest {
+                name: map.remove("name"),
+                version: map.remove("version"),
+            }
+        }
+    };
+    let text = |value: &Option<Value>| {
+        value
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    match (text(&manifest.name), text(&manifest.version)) {
         (Some(name), Some(version)) if !name.is_empty() && !version.is_empty() => {
-            Ok(vec![lang_package(
-                NAME,
-                ECOSYSTEM,
-                location,
-                name.to_string(),
-                version.to_string(),
-            )])
+            Ok(vec![lang_package(NAME, ECOSYSTEM, location, name, version)])
         }
         _ => Ok(Vec::new()),
     }

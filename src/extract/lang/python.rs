@@ -81,37 +81,38 @@ pub fn normalise_name(name: &str) -> String {
 /// Only the header (up to the first blank line) is read: the body is the long description, which may
 /// itself contain lines that look like headers.
 pub fn parse_metadata(location: &str, contents: &[u8]) -> Result<Package, String> {
-    // Only the header (up to the first blank line) matters; the body is often a long description, so
-    // decode just the header.
-    let header_end = contents
-        .windows(2)
-        .position(|pair| pair == b"\n\n")
-        .or_else(|| contents.windows(3).position(|w| w == b"\n\r\n"))
-        .map_or(contents.len(), |at| at + 1);
-    let text = String::from_utf8_lossy(&contents[..header_end]);
-    let mut name = None;
-    let mut version = None;
-    for raw_line in text.split('\n') {
-        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
-        if line.trim().is_empty() {
+    // Only the header (up to the first blank line) matters, and in it only Name and Version, which come
+    // first in practice: read line by line and stop as soon as both are known, so neither the rest of the
+    // header nor the (often long) description body is decoded.
+    let mut name: Option<String> = None;
+    let mut version: Option<String> = None;
+    for raw_line in contents.split(|byte| *byte == b'\n') {
+        let raw_line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
+        if raw_line.iter().all(u8::is_ascii_whitespace) {
             break;
         }
-        if line.starts_with(' ') || line.starts_with('\t') {
+        if raw_line.starts_with(b" ") || raw_line.starts_with(b"\t") {
             continue;
         }
+        let line = String::from_utf8_lossy(raw_line);
         let Some((field, value)) = line.split_once(':') else {
             return Err(format!(
                 "expected `Field: value` in the metadata header, found {:?}",
-                shorten(line)
+                shorten(&line)
             ));
         };
         let value = value.trim();
         if field.eq_ignore_ascii_case("Name") && name.is_none() {
-            name = Some(value);
+            name = Some(value.to_string());
         } else if field.eq_ignore_ascii_case("Version") && version.is_none() {
-            version = Some(value);
+            version = Some(value.to_string());
+        }
+        if name.is_some() && version.is_some() {
+            break;
         }
     }
+    let name = name.as_deref();
+    let version = version.as_deref();
     let name = name
         .filter(|name| !name.is_empty())
         .ok_or("no Name field in the metadata header")?;
