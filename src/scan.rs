@@ -181,18 +181,18 @@ pub async fn scan(
             record.digest.clone(),
             record.platform.clone(),
         );
-        candidates
-            .entry(key)
-            .or_insert_with(|| Candidate {
-                registry: registry.clone(),
-                repository: record.repository.clone(),
-                digest: record.digest.clone(),
-                platform: record.platform.clone(),
-                tags: BTreeSet::new(),
-                skip_reason: record.skip_reason.clone(),
-            })
-            .tags
-            .insert(record.tag.clone());
+        let candidate = candidates.entry(key).or_insert_with(|| Candidate {
+            registry: registry.clone(),
+            repository: record.repository.clone(),
+            digest: record.digest.clone(),
+            platform: record.platform.clone(),
+            tags: BTreeSet::new(),
+            skip_reason: record.skip_reason.clone(),
+        });
+        // An image named by digest has no tag.
+        if !record.tag.is_empty() {
+            candidate.tags.insert(record.tag);
+        }
     }
     let images_seen = candidates.len() as u64;
     let to_scan: Vec<Candidate> = candidates
@@ -409,10 +409,11 @@ fn plan(
         let key: ImageKey = (
             candidate.registry.subscription.clone(),
             candidate.registry.name.clone(),
+            candidate.repository.clone(),
             candidate.digest.clone(),
             candidate.platform.clone(),
         );
-        let activity = (key.0.clone(), key.1.clone(), key.2.clone());
+        let activity = (key.0.clone(), key.1.clone(), key.3.clone());
         let previous = history.previous.get(&key).cloned();
         let selection = match (policy, &previous) {
             (None, _) => Selection::Forced,

@@ -36,8 +36,9 @@ impl Default for Policy {
     }
 }
 
-/// (subscription, registry, digest, platform).
-pub type ImageKey = (String, String, String, String);
+/// (subscription, registry, repository, digest, platform): one image, as `image_id` hashes it. The same
+/// digest in another repository is another image (its findings rows are its own).
+pub type ImageKey = (String, String, String, String, String);
 
 /// An image's newest row in the warehouse.
 #[derive(Debug, Clone)]
@@ -86,18 +87,18 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
     }
     let images = query(
         root,
-        "SELECT subscription, registry, image_digest, platform, findings_scan_id, inventory_scan_id, \
-         package_count, finding_count, highest_severity, coverage_status, coverage_reason, os, os_id, \
-         os_version_id, os_ecosystem FROM (SELECT i.*, row_number() OVER (PARTITION BY subscription, registry, \
-         image_digest, platform ORDER BY scanned_at DESC, scan_id DESC) AS newest FROM images i) ranked \
-         WHERE newest = 1",
+        "SELECT subscription, registry, repository, image_digest, platform, findings_scan_id, \
+         inventory_scan_id, package_count, finding_count, highest_severity, coverage_status, coverage_reason, \
+         os, os_id, os_version_id, os_ecosystem FROM (SELECT i.*, row_number() OVER (PARTITION BY image_id \
+         ORDER BY scanned_at DESC, scan_id DESC) AS newest FROM images i) ranked WHERE newest = 1",
     )
     .await?;
     for batch in &images {
-        let [sub, reg, digest, platform, findings_scan, inventory_scan, severity, status, reason, pretty, os_id, os_version, os_ecosystem] =
+        let [sub, reg, repository, digest, platform, findings_scan, inventory_scan, severity, status, reason, pretty, os_id, os_version, os_ecosystem] =
             [
                 "subscription",
                 "registry",
+                "repository",
                 "image_digest",
                 "platform",
                 "findings_scan_id",
@@ -111,7 +112,8 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
                 "os_ecosystem",
             ]
             .map(|name| text(batch, name));
-        let (sub, reg, digest, platform) = (sub?, reg?, digest?, platform?);
+        let (sub, reg, repository, digest, platform) =
+            (sub?, reg?, repository?, digest?, platform?);
         let (findings_scan, inventory_scan, severity, status, reason) =
             (findings_scan?, inventory_scan?, severity?, status?, reason?);
         let (pretty, os_id, os_version, os_ecosystem) =
@@ -133,6 +135,7 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
                 (
                     sub.value(row).to_string(),
                     reg.value(row).to_string(),
+                    repository.value(row).to_string(),
                     digest.value(row).to_string(),
                     platform.value(row).to_string(),
                 ),
@@ -208,9 +211,9 @@ pub async fn stored_packages(
     }
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let scans: BTreeSet<&str> = wanted.iter().map(|(_, scan)| scan.as_str()).collect();
-    let digests: BTreeSet<&str> = wanted.iter().map(|(key, _)| key.2.as_str()).collect();
+    let digests: BTreeSet<&str> = wanted.iter().map(|(key, _)| key.3.as_str()).collect();
     let sql = format!(
-        "SELECT DISTINCT subscription, registry, image_digest, platform, scan_id, name, version, ecosystem, \
+        "SELECT DISTINCT subscription, registry, repository, image_digest, platform, scan_id, name, version, ecosystem, \
          package_type, source_name, source_version, arch, extractor, location, layer_digest FROM packages \
          WHERE scan_id IN ({}) AND image_digest IN ({})",
         scans.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "),
@@ -221,6 +224,7 @@ pub async fn stored_packages(
         let names = [
             "subscription",
             "registry",
+            "repository",
             "image_digest",
             "platform",
             "scan_id",
@@ -239,12 +243,13 @@ pub async fn stored_packages(
         for name in names {
             columns.push(text(&batch, name)?);
         }
-        let [sub, reg, digest, platform, scan, name, version, ecosystem, kind, source_name, source_version, arch, extractor, location, layer] =
-            <[_; 15]>::try_from(columns).expect("15 columns");
+        let [sub, reg, repository, digest, platform, scan, name, version, ecosystem, kind, source_name, source_version, arch, extractor, location, layer] =
+            <[_; 16]>::try_from(columns).expect("16 columns");
         for row in 0..batch.num_rows() {
             let key = (
                 sub.value(row).to_string(),
                 reg.value(row).to_string(),
+                repository.value(row).to_string(),
                 digest.value(row).to_string(),
                 platform.value(row).to_string(),
             );

@@ -247,9 +247,25 @@ fn scheduled_runs_select_new_rematch_pulled_and_supersede_moved_tags() {
         &[],
         None,
     );
+    // The old image also appears in a second repository: there it is a new image of its own, not a copy
+    // of the first repository's assessment.
+    skopeo_push(
+        &layout,
+        "apps_python-web--1.4",
+        &format!("{}/apps/copy:1.0", registry.host()),
+        &[],
+        None,
+    );
     let third = run_schedule(config, &[]);
     assert_eq!(third.code, 0, "{}", third.stderr);
-    assert!(third.stderr.contains("1 new"), "{}", third.stderr);
+    assert!(third.stderr.contains("2 new"), "{}", third.stderr);
+    assert_eq!(
+        count(
+            config,
+            "SELECT count(*) AS n FROM latest_findings WHERE repository = 'apps/copy'"
+        ),
+        2
+    );
     let superseded = report_rows(config, "superseded");
     assert_eq!(superseded.len(), 1, "{superseded:?}");
     assert_eq!(superseded[0]["repository"], "apps/python-web");
