@@ -220,10 +220,10 @@ fn bad_schedule_files_are_clear_errors() {
 #[test]
 fn the_daemon_fires_schedules_scans_pushes_and_stops_on_sigterm() {
     let work = tempfile::tempdir().unwrap();
-    // Every 2 seconds (a seconds field), new images only.
+    // Every 2 seconds (a seconds field), but never new images: only a push can bring one in.
     let schedules = [(
         "often",
-        "name = \"often\"\ncron = \"*/2 * * * * *\"\n[policy]\nnew_images = true\n",
+        "name = \"often\"\ncron = \"*/2 * * * * *\"\n[policy]\nnew_images = false\npulled_within = \"1d\"\n",
     )];
     // The daemon must know the registry and the registry the daemon: reserve a free port for the
     // registry, start the daemon (it prints its own free port), then the registry on the reserved port.
@@ -267,7 +267,7 @@ fn the_daemon_fires_schedules_scans_pushes_and_stops_on_sigterm() {
         None,
     );
 
-    // The push is scanned within seconds, by the push path or the next 2-second fire, whichever is first.
+    // The push is scanned within seconds, by the push path (the schedule takes no new images).
     let deadline = Instant::now() + Duration::from_secs(30);
     while count(
         &config,
@@ -285,10 +285,17 @@ fn the_daemon_fires_schedules_scans_pushes_and_stops_on_sigterm() {
         "SELECT count(*) AS n FROM activity WHERE action = 'push'",
     );
     assert_eq!(pushed, 1);
-    // The schedule keeps firing: more scans appear, carrying the image.
-    let scans = count(&config, "SELECT count(*) AS n FROM scans");
+    let by_push = count(
+        &config,
+        "SELECT count(*) AS n FROM images i JOIN scans s ON i.scan_id = s.scan_id \
+         WHERE s.schedule = 'push' AND i.selection = 'new' AND i.repository = 'apps/python-web'",
+    );
+    assert_eq!(by_push, 1, "scanned by the push path");
+    // The schedule fires on its cron: its scans keep appearing, carrying the image.
+    let often = "SELECT count(*) AS n FROM scans WHERE schedule = 'often'";
+    let scans = count(&config, often);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while count(&config, "SELECT count(*) AS n FROM scans") <= scans {
+    while count(&config, often) <= scans {
         assert!(Instant::now() < deadline, "the schedule did not fire again");
         std::thread::sleep(Duration::from_millis(300));
     }
