@@ -35,6 +35,18 @@ fn embed(
     out.push_str("];\n");
 }
 
+/// A file of the crate as the path expression the generated code includes: relative to the crate being
+/// compiled, not an absolute path of this run, so a build directory shared by two checkouts never
+/// embeds the other checkout's files.
+fn in_crate(root: &Path, file: &Path) -> String {
+    let relative = file.strip_prefix(root).expect("inside the crate");
+    let relative = relative.to_string_lossy().replace('\\', "/");
+    format!(
+        "concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?})",
+        format!("/{relative}")
+    )
+}
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
@@ -49,7 +61,7 @@ fn main() {
     let mut code =
         String::from("/// Files of `examples/demo`, relative to it, with their bytes.\n");
     embed(&mut code, "DEMO_FILES", "&[u8]", &demo, &files, &|f| {
-        format!("include_bytes!({:?})", f.display().to_string())
+        format!("include_bytes!({})", in_crate(&root, f))
     });
     std::fs::write(out_dir.join("demo_files.rs"), code).expect("write demo_files.rs");
 
@@ -60,7 +72,7 @@ fn main() {
     files.sort();
     let mut code = String::from("/// The named reports of `queries/`: name (file stem) and SQL.\n");
     embed(&mut code, "REPORTS", "&str", &queries, &files, &|f| {
-        format!("include_str!({:?})", f.display().to_string())
+        format!("include_str!({})", in_crate(&root, f))
     });
     // Names are file stems.
     let code = code.replace(".sql\", include_str!", "\", include_str!");
