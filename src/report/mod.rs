@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -20,7 +19,7 @@ use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 
 pub use format::{format_batches, OutputFormat};
 
-use crate::warehouse::schema::{table_schema, Table};
+use crate::warehouse::schema::{partition_type, table_schema, Table};
 use crate::warehouse::{self, WarehouseError};
 
 include!(concat!(env!("OUT_DIR"), "/reports.rs"));
@@ -92,9 +91,8 @@ pub fn view_statements(root: &Path) -> Result<Vec<String>, ReportError> {
     if current.is_empty() {
         // No rule: nothing is hidden, and no join is needed to say so.
         for statement in &mut statements {
-            if statement.starts_with("CREATE VIEW active_findings") {
-                *statement =
-                    "CREATE VIEW active_findings AS SELECT f.* FROM latest_findings f".into();
+            if statement.starts_with("CREATE VIEW unhidden_findings") {
+                *statement = "CREATE VIEW unhidden_findings AS SELECT * FROM findings".into();
             }
         }
     }
@@ -140,7 +138,7 @@ async fn register_files(
             table
                 .partition_columns()
                 .iter()
-                .map(|c| (c.to_string(), DataType::Utf8))
+                .map(|c| (c.to_string(), partition_type()))
                 .collect(),
         );
     let config = ListingTableConfig::new(listing_url(&dir)?)

@@ -41,15 +41,23 @@ CREATE VIEW disabled_findings AS
 SELECT f.*, r.rule_id, r.reason AS rule_reason, r.author AS rule_author
 FROM latest_findings f JOIN rules_in_force r ON {rule_matches};
 
--- Latest findings no rule hides: what counts against the security score. (A left join keeping the rows
--- no rule matched: both DataFusion and DuckDB run it as one hash join on the subscription.)
-CREATE VIEW active_findings AS
-SELECT f.* FROM latest_findings f
+-- Findings of every committed scan that no rule hides. (A left join keeping the rows no rule matched:
+-- both DataFusion and DuckDB run it as one hash join on the subscription.)
+CREATE VIEW unhidden_findings AS
+SELECT f.* FROM findings f
 LEFT JOIN (SELECT rule_id AS r_rule_id, * FROM rules_in_force) r ON {rule_matches}
 WHERE r.r_rule_id IS NULL;
 
--- Each latest image with its severity assessment over active findings. (The join also matches on the
--- subscription, registry and repository, so a report's filter on them reaches the findings scan.)
+-- Latest findings no rule hides: what counts against the security score.
+CREATE VIEW active_findings AS
+SELECT f.* FROM unhidden_findings f
+JOIN (SELECT findings_scan_id AS l_scan_id, image_id AS l_image_id FROM latest_images) l
+  ON f.scan_id = l.l_scan_id AND f.image_id = l.l_image_id;
+
+-- Each latest image with its severity assessment over active findings. The unhidden findings are counted
+-- per scan and image first and joined to the latest images after, so the join sees one row per image
+-- instead of one per finding. (The counts are keyed by subscription and registry too, so a report's
+-- filter on them prunes the findings scan.)
 CREATE VIEW image_assessments AS
 SELECT i.subscription, i.registry, i.repository, i.tags, i.image_digest AS digest, i.platform, i.os,
        i.package_count, i.coverage_status, i.coverage_reason, i.scanned_at, i.scan_id, i.image_id,
@@ -64,7 +72,7 @@ SELECT i.subscription, i.registry, i.repository, i.tags, i.image_digest AS diges
             WHEN 0 THEN 'Unknown' END AS severity
 FROM latest_images i
 LEFT JOIN (
-    SELECT subscription AS a_subscription, registry AS a_registry, repository AS a_repository,
+    SELECT subscription AS a_subscription, registry AS a_registry, scan_id AS a_scan_id,
            image_id AS a_image_id, count(*) AS findings,
            sum(CASE WHEN severity_rank = 4 THEN 1 ELSE 0 END) AS critical,
            sum(CASE WHEN severity_rank = 3 THEN 1 ELSE 0 END) AS high,
@@ -73,7 +81,7 @@ LEFT JOIN (
            sum(CASE WHEN severity_rank = 0 THEN 1 ELSE 0 END) AS unknown,
            sum(CASE WHEN patchable THEN 1 ELSE 0 END) AS patchable,
            max(severity_rank) AS highest
-    FROM active_findings
-    GROUP BY subscription, registry, repository, image_id
-) a ON i.image_id = a.a_image_id AND i.subscription = a.a_subscription AND i.registry = a.a_registry
-   AND i.repository = a.a_repository;
+    FROM unhidden_findings
+    GROUP BY subscription, registry, scan_id, image_id
+) a ON i.image_id = a.a_image_id AND i.findings_scan_id = a.a_scan_id
+   AND i.subscription = a.a_subscription AND i.registry = a.a_registry;

@@ -273,7 +273,13 @@ pub fn table_schema(table: Table) -> SchemaRef {
         table
             .partition_columns()
             .iter()
-            .map(|name| Field::new(*name, DataType::Utf8, false)),
+            .map(|name| Field::new(*name, partition_type(), false)),
     );
     Arc::new(Schema::new(fields))
+}
+
+/// How readers type a partition column. (Dictionary-encoded columns were measured on the 10 M-row bench:
+/// the rule join got faster, grouping on them slower, and the reports no faster.)
+pub fn partition_type() -> DataType {
+    DataType::Utf8
 }
