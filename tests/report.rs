@@ -311,6 +311,63 @@ fn latest_views_follow_crawls_and_keep_history() {
     assert_eq!(count(dir.path(), "disabled_findings"), 0);
 }
 
+/// A run that carries an image (not re-evaluated) writes no findings for it: its assessment counts the
+/// findings of the scan that last evaluated it, and nothing of an older scan of the same image.
+#[test]
+fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let at: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
+    let all: Vec<&F> = FINDINGS.iter().collect();
+    let web = |findings: &[&F]| {
+        image(
+            "prod",
+            "main",
+            "apps/web",
+            1,
+            findings,
+            CoverageStatus::Complete,
+        )
+    };
+    warehouse::commit(root, &run(at, &[("prod", "main")], vec![web(&all)])).unwrap();
+    // Re-evaluated against a newer advisory DB: only two findings left.
+    let evaluated = run(
+        at + Duration::hours(1),
+        &[("prod", "main")],
+        vec![web(&all[..2])],
+    );
+    warehouse::commit(root, &evaluated).unwrap();
+    let carried = ScannedImage {
+        findings: Vec::new(),
+        selection: warehouse::Selection::Carried,
+        carried: Some(warehouse::Carried {
+            findings_scan_id: evaluated.scan_id.clone(),
+            package_count: 0,
+            finding_count: 2,
+            highest_severity: None,
+        }),
+        ..web(&[])
+    };
+    warehouse::commit(
+        root,
+        &run(at + Duration::hours(2), &[("prod", "main")], vec![carried]),
+    )
+    .unwrap();
+
+    assert_eq!(count(root, "latest_images"), 1);
+    assert_eq!(count(root, "latest_findings"), 2);
+    let images = report(
+        root,
+        "images",
+        &[("registry", "main"), ("repository", "apps/web")],
+    );
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0]["findings"], 2, "{images:?}");
+    assert_eq!(images[0]["assessment"], "Unhealthy", "{images:?}");
+    let summary = report(root, "recommendations", &[]);
+    assert_eq!(summary[0]["findings"], 2, "{summary:?}");
+}
+
 #[test]
 fn every_report_answers_on_the_fixture_warehouse() {
     let dir = tempfile::tempdir().unwrap();
