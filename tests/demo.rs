@@ -9,21 +9,12 @@ use std::path::Path;
 use common::demo_images::build_demo;
 use common::*;
 
-fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap().display().to_string();
-                files.insert(relative, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
+/// Every file under `dir` with its bytes.
+fn file_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|(relative, path)| (relative, std::fs::read(path).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -37,8 +28,8 @@ fn bundled_demo_layout_is_built_from_testdata() {
     build_demo(fresh.path(), &|repository, tag| {
         format!("{repository}:{tag}")
     });
-    let expected = files_under(fresh.path());
-    let actual = files_under(&committed);
+    let expected = file_contents(fresh.path());
+    let actual = file_contents(&committed);
     assert_eq!(
         expected.keys().collect::<Vec<_>>(),
         actual.keys().collect::<Vec<_>>(),

@@ -4,14 +4,16 @@
 //! The fixtures live in `tests/testdata/fixtures` (see the README there); when the shared data set is
 //! present the same checks also run over it, so a newly added shared fixture is caught too.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{files_under, local_fixtures, SHARED_FIXTURES};
 use serde_json::Value;
 use vigil::extract::{self, Extracted};
 use vigil::model::{Package, PackageType};
 
-const SHARED_FIXTURES: &str = "/work/shared/data/fixtures";
 const OS_FIXTURE_KINDS: [&str; 6] = [
     "dpkg",
     "dpkg-status.d",
@@ -20,34 +22,6 @@ const OS_FIXTURE_KINDS: [&str; 6] = [
     "rpm-ndb",
     "rpm-bdb",
 ];
-
-fn local_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/fixtures")
-}
-
-/// Every regular file under `dir`, as (path relative to `dir` with `/` separators, full path).
-fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap();
-                let relative: Vec<_> = relative
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                out.push((relative.join("/"), path));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Runs every extractor that claims a file of the fixture, as the layer walk does.
 fn extract_fixture(dir: &Path) -> Vec<Package> {

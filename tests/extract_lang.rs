@@ -4,15 +4,17 @@
 //! and deps.json files built here are checked by hand; bad input gives errors, never panics; and layers
 //! walked and merged show OS-owned files dropped and scratch images never reported clean.
 
+mod common;
+
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
+use common::{files_under, local_fixtures, SHARED_FIXTURES};
 use serde_json::Value;
 use vigil::extract::{self, Extracted, Extractor};
 use vigil::layer::{merge, walk, LayerInventory, Limits};
 use vigil::model::{CoverageStatus, Digest, Package, PackageType};
 
-const SHARED_FIXTURES: &str = "/work/shared/data/fixtures";
 /// The fixture kinds this file owns; `every_fixture_directory_has_a_test` keeps the lists honest.
 const LANG_FIXTURE_KINDS: [&str; 5] = [
     "package-lock",
@@ -22,34 +24,6 @@ const LANG_FIXTURE_KINDS: [&str; 5] = [
     "cargo-auditable",
 ];
 const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-
-fn local_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/fixtures")
-}
-
-/// Every regular file under `dir` as (path relative to `dir`, full path), sorted.
-fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap();
-                let parts: Vec<_> = relative
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                out.push((parts.join("/"), path));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Where a fixture file would sit in an image, and its mode. Fixtures keep files under their real
 /// names; this places them where the extractors expect installed files.

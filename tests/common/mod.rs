@@ -20,6 +20,39 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The shared data set's fixtures, when present: tests run over them too.
+pub const SHARED_FIXTURES: &str = "/work/shared/data/fixtures";
+
+/// The package-database fixtures kept in the repository (tests/testdata/fixtures).
+pub fn local_fixtures() -> PathBuf {
+    repo_root().join("tests/testdata/fixtures")
+}
+
+/// Every regular file under `dir`, as (path relative to `dir` with `/` separators, full path), sorted.
+pub fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                let relative: Vec<_> = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push((relative.join("/"), path));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Basic-auth settings for a registry started with an htpasswd file.
 pub struct BasicAuth {
     pub username: String,
