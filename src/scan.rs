@@ -287,8 +287,7 @@ pub async fn scan(
                     image.carried = Some(Carried {
                         findings_scan_id: previous.findings_scan_id,
                         package_count: previous.package_count,
-                        finding_count: previous.finding_count,
-                        highest_severity: previous.highest_severity,
+                        counts: previous.counts,
                     });
                     return image;
                 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{Coverage, CoverageStatus, OsIdentity, Package, PackageType};
 use crate::report::{self, ReportError};
+use crate::warehouse::FindingCounts;
 
 /// What a schedule asks a run to look at.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +47,7 @@ pub struct Previous {
     pub findings_scan_id: String,
     pub inventory_scan_id: String,
     pub package_count: u64,
-    pub finding_count: u64,
-    pub highest_severity: Option<String>,
+    pub counts: FindingCounts,
     pub coverage: Coverage,
     pub os: Option<OsIdentity>,
 }
@@ -88,13 +88,14 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
     let images = query(
         root,
         "SELECT subscription, registry, repository, image_digest, platform, findings_scan_id, \
-         inventory_scan_id, package_count, finding_count, highest_severity, coverage_status, coverage_reason, \
+         inventory_scan_id, package_count, critical_count, high_count, medium_count, low_count, unknown_count, \
+         patchable_count, coverage_status, coverage_reason, \
          os, os_id, os_version_id, os_ecosystem FROM (SELECT i.*, row_number() OVER (PARTITION BY image_id \
          ORDER BY scanned_at DESC, scan_id DESC) AS newest FROM images i) ranked WHERE newest = 1",
     )
     .await?;
     for batch in &images {
-        let [sub, reg, repository, digest, platform, findings_scan, inventory_scan, severity, status, reason, pretty, os_id, os_version, os_ecosystem] =
+        let [sub, reg, repository, digest, platform, findings_scan, inventory_scan, status, reason, pretty, os_id, os_version, os_ecosystem] =
             [
                 "subscription",
                 "registry",
@@ -103,7 +104,6 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
                 "platform",
                 "findings_scan_id",
                 "inventory_scan_id",
-                "highest_severity",
                 "coverage_status",
                 "coverage_reason",
                 "os",
@@ -114,8 +114,8 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
             .map(|name| text(batch, name));
         let (sub, reg, repository, digest, platform) =
             (sub?, reg?, repository?, digest?, platform?);
-        let (findings_scan, inventory_scan, severity, status, reason) =
-            (findings_scan?, inventory_scan?, severity?, status?, reason?);
+        let (findings_scan, inventory_scan, status, reason) =
+            (findings_scan?, inventory_scan?, status?, reason?);
         let (pretty, os_id, os_version, os_ecosystem) =
             (pretty?, os_id?, os_version?, os_ecosystem?);
         let count = |name: &str| {
@@ -126,7 +126,18 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
             .map(|a| a.as_primitive::<Int64Type>().clone())
             .map_err(|e| ReportError::Format(e.to_string()))
         };
-        let (packages, findings) = (count("package_count")?, count("finding_count")?);
+        let packages = count("package_count")?;
+        let [critical, high, medium, low, unknown, patchable] = [
+            "critical_count",
+            "high_count",
+            "medium_count",
+            "low_count",
+            "unknown_count",
+            "patchable_count",
+        ]
+        .map(count);
+        let (critical, high, medium, low, unknown, patchable) =
+            (critical?, high?, medium?, low?, unknown?, patchable?);
         for row in 0..batch.num_rows() {
             let status: CoverageStatus =
                 serde_json::from_value(serde_json::Value::String(status.value(row).to_string()))
@@ -143,8 +154,14 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
                     findings_scan_id: findings_scan.value(row).to_string(),
                     inventory_scan_id: inventory_scan.value(row).to_string(),
                     package_count: packages.value(row).max(0) as u64,
-                    finding_count: findings.value(row).max(0) as u64,
-                    highest_severity: optional(&severity, row),
+                    counts: FindingCounts {
+                        critical: critical.value(row).max(0) as u64,
+                        high: high.value(row).max(0) as u64,
+                        medium: medium.value(row).max(0) as u64,
+                        low: low.value(row).max(0) as u64,
+                        unknown: unknown.value(row).max(0) as u64,
+                        patchable: patchable.value(row).max(0) as u64,
+                    },
                     coverage: Coverage {
                         status,
                         reason: reason.value(row).to_string(),

@@ -286,6 +286,23 @@ fn report(root: &Path, name: &str, params: &[(&str, &str)]) -> Vec<serde_json::V
     )
 }
 
+/// The active findings the image assessments add up to, by severity and in all.
+fn assessed(root: &Path) -> u64 {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let batches = runtime
+        .block_on(report::run_sql(
+            root,
+            "SELECT sum(active_findings) AS n, sum(critical + high + medium + low + unknown) AS by_severity, \
+             sum(patchable) AS patchable FROM image_assessments",
+        ))
+        .unwrap();
+    let row = &rows(&batches)[0];
+    let patchable = count(root, "active_findings WHERE patchable");
+    assert_eq!(row["by_severity"], row["n"], "{row}");
+    assert_eq!(row["patchable"].as_u64(), Some(patchable), "{row}");
+    row["n"].as_u64().unwrap()
+}
+
 fn count(root: &Path, view: &str) -> u64 {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let batches = runtime
@@ -343,8 +360,7 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
         carried: Some(warehouse::Carried {
             findings_scan_id: evaluated.scan_id.clone(),
             package_count: 0,
-            finding_count: 2,
-            highest_severity: None,
+            counts: warehouse::FindingCounts::of(&evaluated.images[0].findings),
         }),
         ..web(&[])
     };
@@ -366,6 +382,13 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
     assert_eq!(images[0]["assessment"], "Unhealthy", "{images:?}");
     let summary = report(root, "recommendations", &[]);
     assert_eq!(summary[0]["findings"], 2, "{summary:?}");
+
+    // A rule hides one of the two: subtracted from the evaluating scan's counts once, not once per scan
+    // that ever found it (the first scan did too), and not zero times (the carrying scan has no rows).
+    rules::add(root, spec(|s| s.finding_id = Some(all[0].id.into()))).unwrap();
+    let summary = report(root, "recommendations", &[]);
+    assert_eq!(summary[0]["findings"], 1, "{summary:?}");
+    assert_eq!(assessed(root), 1);
 }
 
 #[test]
@@ -637,6 +660,11 @@ fn hidden_by(root: &Path, rule: rules::RuleSpec) -> u64 {
         count(root, "disabled_findings"),
         before - after,
         "each hidden finding is listed once"
+    );
+    assert_eq!(
+        assessed(root),
+        after,
+        "the assessments count what active_findings lists"
     );
     rules::delete(root, &added.id, "tester").unwrap();
     assert_eq!(

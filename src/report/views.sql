@@ -1,7 +1,8 @@
 -- The views every report and `vigil sql` query builds on. `findings`, `images` and `crawls` are already
 -- restricted to committed scans when these are created. One statement per `;`. `image_id` is a hash of
 -- (subscription, registry, repository, digest, platform): joins and groupings use it instead of five
--- strings.
+-- strings. Sessions plan without file statistics, so each join names its smaller input first: that is the
+-- side a hash join builds.
 
 -- The newest scan of each image that still exists: an image missing from a later full crawl of its
 -- registry no longer exists. Scan ids sort by start time.
@@ -20,9 +21,8 @@ JOIN (
 
 -- The findings of those scans (an image a run did not re-evaluate keeps the findings of the scan that did).
 CREATE VIEW latest_findings AS
-SELECT f.* FROM findings f
-JOIN (SELECT findings_scan_id AS l_scan_id, image_id AS l_image_id FROM latest_images) l
-  ON f.scan_id = l.l_scan_id AND f.image_id = l.l_image_id;
+SELECT f.* FROM (SELECT findings_scan_id AS l_scan_id, image_id AS l_image_id FROM latest_images) l
+JOIN findings f ON f.scan_id = l.l_scan_id AND f.image_id = l.l_image_id;
 
 -- Each rule's newest version, deleted ones dropped.
 CREATE VIEW current_rules AS
@@ -36,52 +36,57 @@ WHERE _newest = 1 AND op <> 'delete';
 CREATE VIEW rules_in_force AS
 SELECT * FROM current_rules WHERE expires IS NULL OR expires > current_date;
 
--- Latest findings hidden by a rule, once per rule that hides them.
+-- Latest findings hidden by a rule, once per rule that hides them. (Only the findings some rule hides
+-- reach the join: the written-out rules filter them first.)
 CREATE VIEW disabled_findings AS
 SELECT f.*, r.rule_id, r.reason AS rule_reason, r.author AS rule_author
-FROM latest_findings f JOIN rules_in_force r ON {rule_matches};
+FROM rules_in_force r
+JOIN (SELECT * FROM latest_findings f WHERE {rules_reach} AND {hidden_by_rules}) f ON {rule_matches};
 
--- Findings of every committed scan that no rule hides. (A left join keeping the rows no rule matched:
--- both DataFusion and DuckDB run it as one hash join on the subscription.)
+-- Findings of every committed scan that no rule hides.
 CREATE VIEW unhidden_findings AS
-SELECT f.* FROM findings f
-LEFT JOIN (SELECT rule_id AS r_rule_id, * FROM rules_in_force) r ON {rule_matches}
-WHERE r.r_rule_id IS NULL;
+SELECT f.* FROM findings f WHERE {hidden_by_rules} IS NOT TRUE;
 
 -- Latest findings no rule hides: what counts against the security score.
 CREATE VIEW active_findings AS
-SELECT f.* FROM unhidden_findings f
-JOIN (SELECT findings_scan_id AS l_scan_id, image_id AS l_image_id FROM latest_images) l
-  ON f.scan_id = l.l_scan_id AND f.image_id = l.l_image_id;
+SELECT f.* FROM (SELECT findings_scan_id AS l_scan_id, image_id AS l_image_id FROM latest_images) l
+JOIN unhidden_findings f ON f.scan_id = l.l_scan_id AND f.image_id = l.l_image_id;
 
--- Each latest image with its severity assessment over active findings. The unhidden findings are counted
--- per scan and image first and joined to the latest images after, so the join sees one row per image
--- instead of one per finding. (The counts are keyed by subscription and registry too, so a report's
--- filter on them prunes the findings scan.)
+-- Each latest image with its severity assessment over active findings: the counts its images row stores,
+-- less the findings a rule hides. Only the hidden rows are read and counted, per scan and image, and only
+-- in the partitions some rule reaches; with no rule in force no findings row is read at all.
 CREATE VIEW image_assessments AS
-SELECT i.subscription, i.registry, i.repository, i.tags, i.image_digest AS digest, i.platform, i.os,
-       i.package_count, i.coverage_status, i.coverage_reason, i.scanned_at, i.scan_id, i.image_id,
-       coalesce(a.findings, 0) AS active_findings,
-       coalesce(a.critical, 0) AS critical, coalesce(a.high, 0) AS high,
-       coalesce(a.medium, 0) AS medium, coalesce(a.low, 0) AS low, coalesce(a.unknown, 0) AS unknown,
-       coalesce(a.patchable, 0) AS patchable,
-       CASE WHEN coalesce(a.findings, 0) > 0 THEN 'Unhealthy'
-            WHEN i.coverage_status = 'complete' THEN 'Healthy'
+SELECT subscription, registry, repository, tags, digest, platform, os, package_count, coverage_status,
+       coverage_reason, scanned_at, scan_id, image_id, active_findings, critical, high, medium, low, unknown,
+       patchable,
+       CASE WHEN active_findings > 0 THEN 'Unhealthy'
+            WHEN coverage_status = 'complete' THEN 'Healthy'
             ELSE 'Not fully assessed' END AS assessment,
-       CASE a.highest WHEN 4 THEN 'Critical' WHEN 3 THEN 'High' WHEN 2 THEN 'Medium' WHEN 1 THEN 'Low'
-            WHEN 0 THEN 'Unknown' END AS severity
-FROM latest_images i
-LEFT JOIN (
-    SELECT subscription AS a_subscription, registry AS a_registry, scan_id AS a_scan_id,
-           image_id AS a_image_id, count(*) AS findings,
-           sum(CASE WHEN severity_rank = 4 THEN 1 ELSE 0 END) AS critical,
-           sum(CASE WHEN severity_rank = 3 THEN 1 ELSE 0 END) AS high,
-           sum(CASE WHEN severity_rank = 2 THEN 1 ELSE 0 END) AS medium,
-           sum(CASE WHEN severity_rank = 1 THEN 1 ELSE 0 END) AS low,
-           sum(CASE WHEN severity_rank = 0 THEN 1 ELSE 0 END) AS unknown,
-           sum(CASE WHEN patchable THEN 1 ELSE 0 END) AS patchable,
-           max(severity_rank) AS highest
-    FROM unhidden_findings
-    GROUP BY subscription, registry, scan_id, image_id
-) a ON i.image_id = a.a_image_id AND i.findings_scan_id = a.a_scan_id
-   AND i.subscription = a.a_subscription AND i.registry = a.a_registry;
+       CASE WHEN critical > 0 THEN 'Critical' WHEN high > 0 THEN 'High' WHEN medium > 0 THEN 'Medium'
+            WHEN low > 0 THEN 'Low' WHEN unknown > 0 THEN 'Unknown' END AS severity
+FROM (
+    SELECT i.subscription, i.registry, i.repository, i.tags, i.image_digest AS digest, i.platform, i.os,
+           i.package_count, i.coverage_status, i.coverage_reason, i.scanned_at, i.scan_id, i.image_id,
+           i.finding_count - coalesce(h.findings, 0) AS active_findings,
+           i.critical_count - coalesce(h.critical, 0) AS critical,
+           i.high_count - coalesce(h.high, 0) AS high,
+           i.medium_count - coalesce(h.medium, 0) AS medium,
+           i.low_count - coalesce(h.low, 0) AS low,
+           i.unknown_count - coalesce(h.unknown, 0) AS unknown,
+           i.patchable_count - coalesce(h.patchable, 0) AS patchable
+    FROM latest_images i
+    LEFT JOIN (
+        SELECT subscription AS h_subscription, registry AS h_registry, scan_id AS h_scan_id,
+               image_id AS h_image_id, count(*) AS findings,
+               sum(CASE WHEN severity_rank = 4 THEN 1 ELSE 0 END) AS critical,
+               sum(CASE WHEN severity_rank = 3 THEN 1 ELSE 0 END) AS high,
+               sum(CASE WHEN severity_rank = 2 THEN 1 ELSE 0 END) AS medium,
+               sum(CASE WHEN severity_rank = 1 THEN 1 ELSE 0 END) AS low,
+               sum(CASE WHEN severity_rank = 0 THEN 1 ELSE 0 END) AS unknown,
+               sum(CASE WHEN patchable THEN 1 ELSE 0 END) AS patchable
+        FROM findings f
+        WHERE {rules_reach} AND {hidden_by_rules}
+        GROUP BY subscription, registry, scan_id, image_id
+    ) h ON i.image_id = h.h_image_id AND i.findings_scan_id = h.h_scan_id
+       AND i.subscription = h.h_subscription AND i.registry = h.h_registry
+) counted;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::matcher::Finding;
+use crate::matcher::{Finding, Severity};
 use crate::model::Inventory;
 pub use lock::RunLock;
 pub use schema::Table;
@@ -55,8 +55,58 @@ pub struct Carried {
     /// The scan whose findings rows stand for this image.
     pub findings_scan_id: String,
     pub package_count: u64,
-    pub finding_count: u64,
-    pub highest_severity: Option<String>,
+    pub counts: FindingCounts,
+}
+
+/// An image's findings counted by severity, and how many of them an upgrade fixes: stored with each
+/// `images` row, so an assessment only reads the findings rows that a disable rule hides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FindingCounts {
+    pub critical: u64,
+    pub high: u64,
+    pub medium: u64,
+    pub low: u64,
+    pub unknown: u64,
+    pub patchable: u64,
+}
+
+impl FindingCounts {
+    pub fn of(findings: &[Finding]) -> FindingCounts {
+        let mut counts = FindingCounts::default();
+        for finding in findings {
+            *counts.of_severity(finding.severity) += 1;
+            counts.patchable += u64::from(finding.patchable);
+        }
+        counts
+    }
+
+    fn of_severity(&mut self, severity: Severity) -> &mut u64 {
+        match severity {
+            Severity::Critical => &mut self.critical,
+            Severity::High => &mut self.high,
+            Severity::Medium => &mut self.medium,
+            Severity::Low => &mut self.low,
+            Severity::Unknown => &mut self.unknown,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.critical + self.high + self.medium + self.low + self.unknown
+    }
+
+    /// The highest severity counted, if any finding was.
+    pub fn highest(&self) -> Option<Severity> {
+        let mut counts = *self;
+        [
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+            Severity::Unknown,
+        ]
+        .into_iter()
+        .find(|&severity| *counts.of_severity(severity) > 0)
+    }
 }
 
 /// One image of one platform as a scan saw it.

@@ -17,8 +17,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::schema::{image_id, Table};
 use super::{
-    committed_scans, partition_dir, CrawledRegistry, ScanRun, ScannedImage, Selection,
-    WarehouseError,
+    committed_scans, partition_dir, CrawledRegistry, FindingCounts, ScanRun, ScannedImage,
+    Selection, WarehouseError,
 };
 use crate::matcher::{Finding, Severity};
 
@@ -101,7 +101,8 @@ fn batch(table: Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, WarehouseE
     })
 }
 
-fn severity_rank(severity: Severity) -> i32 {
+/// A severity as the number rules and reports compare (`Unknown` 0 to `Critical` 4).
+pub fn severity_rank(severity: Severity) -> i32 {
     match severity {
         Severity::Unknown => 0,
         Severity::Low => 1,
@@ -127,22 +128,18 @@ fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, 
         Some(c) => c.package_count as i64,
         None => i.inventory.packages.len() as i64,
     };
-    let finding_count = |i: &ScannedImage| match &i.carried {
-        Some(c) => c.finding_count as i64,
-        None => i.findings.len() as i64,
-    };
-    let highest: Vec<Option<String>> = images
+    let counts: Vec<FindingCounts> = images
         .iter()
         .map(|i| match &i.carried {
-            Some(c) => c.highest_severity.clone(),
-            None => i
-                .findings
-                .iter()
-                .map(|f| f.severity)
-                .max()
-                .map(|s| s.as_str().to_string()),
+            Some(c) => c.counts,
+            None => FindingCounts::of(&i.findings),
         })
         .collect();
+    let count = |f: fn(&FindingCounts) -> u64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            counts.iter().map(|c| f(c) as i64),
+        ))
+    };
     batch(
         Table::Images,
         vec![
@@ -175,10 +172,14 @@ fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, 
             required(images.iter().map(|i| i.inventory.coverage.reason.as_str())),
             timestamps(images.iter().map(|i| i.pushed_at.map(micros))),
             timestamps(images.iter().map(|i| i.last_pulled_at.map(micros))),
-            Arc::new(Int64Array::from_iter_values(
-                images.iter().map(|i| finding_count(i)),
-            )),
-            strings(highest.iter().map(Option::as_deref)),
+            count(FindingCounts::total),
+            count(|c| c.critical),
+            count(|c| c.high),
+            count(|c| c.medium),
+            count(|c| c.low),
+            count(|c| c.unknown),
+            count(|c| c.patchable),
+            strings(counts.iter().map(|c| c.highest().map(Severity::as_str))),
             required(images.iter().map(|i| i.selection.as_str())),
             required(images.iter().map(|i| match &i.carried {
                 Some(c) => c.findings_scan_id.as_str(),

@@ -1,0 +1,254 @@
+//! The disable rules as SQL, from one template (`rule_matches.sql`: when rule `r` hides finding `f`) in two
+//! forms: a join predicate over the `disable_rules` rows, for views that say which rule hid a finding, and
+//! the rules in force written out as literals, for views that only need to know whether a finding is
+//! hidden (a filter is far cheaper than a join over millions of findings).
+
+use chrono::NaiveDate;
+
+use super::rules::{glob_to_like, Rule, RuleSpec};
+use crate::warehouse::write::severity_rank;
+
+/// When rule `r` hides finding `f`: every criterion the rule sets holds. One clause per line, each marked
+/// with the criterion it tests.
+pub const RULE_MATCHES_SQL: &str = include_str!("rule_matches.sql");
+
+/// The template's clauses with the criterion each tests.
+fn clauses() -> impl Iterator<Item = (&'static str, &'static str)> {
+    RULE_MATCHES_SQL
+        .lines()
+        .filter_map(|line| line.rsplit_once(" -- "))
+        .map(|(clause, criterion)| (clause.trim(), criterion.trim()))
+}
+
+/// Whether `spec` sets `criterion` (the subscription always is).
+fn sets(spec: &RuleSpec, criterion: &str) -> bool {
+    match criterion {
+        "subscription" => true,
+        "registry" => spec.registry.is_some(),
+        "repository" => spec.repository.is_some(),
+        "finding_id" => spec.finding_id.is_some(),
+        "category" => spec.category.is_some(),
+        "security_check_contains" => spec.security_check_contains.is_some(),
+        "cvss_below" => spec.cvss_below.is_some(),
+        "severity_below" => spec.severity_below.is_some(),
+        "patchable" => spec.patchable.is_some(),
+        _ => true,
+    }
+}
+
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// The SQL literal of the `disable_rules` column `column` in `spec`'s row.
+fn literal(spec: &RuleSpec, column: &str) -> String {
+    let text = |value: Option<&str>| value.map_or("NULL".to_string(), quote);
+    match column {
+        "subscription" => quote(&spec.subscription),
+        "registry" => text(spec.registry.as_deref()),
+        "repository_like" => text(spec.repository.as_deref().map(glob_to_like).as_deref()),
+        "finding_id" => text(spec.finding_id.as_deref()),
+        "category" => text(spec.category.as_deref()),
+        "security_check_contains" => text(spec.security_check_contains.as_deref()),
+        // `{:?}` keeps a decimal point: 7 is written 7.0, a floating-point literal in every dialect.
+        "cvss_below" => spec.cvss_below.map_or("NULL".into(), |v| format!("{v:?}")),
+        "severity_below_rank" => spec
+            .severity_below
+            .map_or("NULL".into(), |s| severity_rank(s).to_string()),
+        "patchable" => spec
+            .patchable
+            .map_or("NULL".into(), |p| p.to_string().to_uppercase()),
+        // Not a column of `disable_rules`: the clause cannot hold, so it hides nothing.
+        _ => "NULL".into(),
+    }
+}
+
+/// `clause` with every `r.<column>` replaced by `spec`'s value.
+fn with_values(clause: &str, spec: &RuleSpec) -> String {
+    let identifier = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(clause.len());
+    let mut rest = clause;
+    while let Some(at) = rest.find("r.") {
+        let (before, after) = (&rest[..at], &rest[at + 2..]);
+        out.push_str(before);
+        if before.ends_with(identifier) {
+            out.push_str("r.");
+            rest = after;
+            continue;
+        }
+        let end = after.find(|c| !identifier(c)).unwrap_or(after.len());
+        out.push_str(&literal(spec, &after[..end]));
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn any(disjuncts: Vec<String>) -> String {
+    if disjuncts.is_empty() {
+        "false".to_string()
+    } else {
+        disjuncts.join("\n    OR ")
+    }
+}
+
+/// The join predicate over rule rows `r`, with only the clauses of criteria some rule sets (the others
+/// hold for every rule, and leaving them out spares reading their columns); `false` when there is no rule.
+pub fn rule_predicate(rules: &[Rule]) -> String {
+    if rules.is_empty() {
+        return "false".to_string();
+    }
+    clauses()
+        .filter(|(_, criterion)| rules.iter().any(|r| sets(&r.spec, criterion)))
+        .map(
+            |(clause, criterion)| match (criterion, rule_column(clause)) {
+                // A rule row leaves the criteria it does not set NULL: those hold.
+                ("subscription", _) | (_, None) => clause.to_string(),
+                (_, Some(column)) => format!("(r.{column} IS NULL OR {clause})"),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("\nAND ")
+}
+
+/// The first rule column (`r.<column>`) a clause reads.
+fn rule_column(clause: &str) -> Option<&str> {
+    let identifier = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let at = clause
+        .match_indices("r.")
+        .find(|(at, _)| !clause[..*at].ends_with(identifier))?
+        .0;
+    let after = &clause[at + 2..];
+    Some(&after[..after.find(|c| !identifier(c)).unwrap_or(after.len())])
+}
+
+/// The rules of `rules` in force on `today`: a rule stops applying on its expiry date.
+pub fn in_force(rules: &[Rule], today: NaiveDate) -> Vec<&Rule> {
+    rules
+        .iter()
+        .filter(|r| r.spec.expires.is_none_or(|expires| expires > today))
+        .collect()
+}
+
+/// When some rule of `rules` hides finding `f`, with the rules' values written in; `false` for no rule.
+pub fn hidden_by(rules: &[&Rule]) -> String {
+    any(rules
+        .iter()
+        .map(|rule| {
+            let spec = &rule.spec;
+            let clauses: Vec<String> = clauses()
+                .filter(|(_, criterion)| sets(spec, criterion))
+                .map(|(clause, _)| with_values(clause, spec))
+                .collect();
+            format!("({})", clauses.join(" AND "))
+        })
+        .collect())
+}
+
+/// The partitions (`f.subscription`, `f.registry`) that `rules` reach: implied by [`hidden_by`], and
+/// stated apart so that readers skip the files of the others.
+pub fn reach(rules: &[&Rule]) -> String {
+    any(rules
+        .iter()
+        .map(|rule| {
+            let spec = &rule.spec;
+            let mut scope = format!("(f.subscription = {}", quote(&spec.subscription));
+            if let Some(registry) = &spec.registry {
+                scope.push_str(&format!(" AND f.registry = {}", quote(registry)));
+            }
+            scope + ")"
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Severity;
+
+    fn rule(f: impl FnOnce(&mut RuleSpec)) -> Rule {
+        let mut spec = RuleSpec {
+            subscription: "o'brien".into(),
+            registry: None,
+            repository: None,
+            finding_id: None,
+            category: None,
+            security_check_contains: None,
+            cvss_below: None,
+            severity_below: None,
+            patchable: None,
+            reason: "r".into(),
+            expires: None,
+            author: "a".into(),
+        };
+        f(&mut spec);
+        Rule {
+            id: "rule-1".into(),
+            version: 1,
+            op: "add".into(),
+            spec,
+            updated_at: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_template_column_has_a_value() {
+        let full = rule(|s| {
+            s.registry = Some("main".into());
+            s.repository = Some("apps/*_x".into());
+            s.finding_id = Some("CVE-1".into());
+            s.category = Some("Debian".into());
+            s.security_check_contains = Some("overflow".into());
+            s.cvss_below = Some(7.0);
+            s.severity_below = Some(Severity::High);
+            s.patchable = Some(false);
+        });
+        let sql = hidden_by(&[&full]);
+        assert!(!sql.contains("r."), "{sql}");
+        assert!(!sql.contains("NULL"), "{sql}");
+        for expected in [
+            "'o''brien' = f.subscription",
+            "f.repository LIKE 'apps/%\\_x' ESCAPE",
+            "f.cvss_v3_score < 7.0",
+            "f.severity_rank < 3",
+            "FALSE = f.patchable",
+        ] {
+            assert!(sql.contains(expected), "{expected} in {sql}");
+        }
+    }
+
+    #[test]
+    fn a_rule_states_only_its_own_criteria() {
+        let one = rule(|s| s.category = Some("npm".into()));
+        let two = rule(|s| {
+            s.subscription = "dev".into();
+            s.registry = Some("main".into());
+        });
+        assert_eq!(
+            hidden_by(&[&one, &two]),
+            "('o''brien' = f.subscription AND lower('npm') = lower(f.category))\n    OR \
+             ('dev' = f.subscription AND 'main' = f.registry)"
+        );
+        assert_eq!(
+            reach(&[&one, &two]),
+            "(f.subscription = 'o''brien')\n    OR (f.subscription = 'dev' AND f.registry = 'main')"
+        );
+        assert_eq!(hidden_by(&[]), "false");
+        assert_eq!(rule_predicate(&[]), "false");
+        assert_eq!(
+            rule_predicate(&[one, two]),
+            "r.subscription = f.subscription\nAND (r.registry IS NULL OR r.registry = f.registry)\n\
+             AND (r.category IS NULL OR lower(r.category) = lower(f.category))"
+        );
+    }
+
+    #[test]
+    fn expired_rules_are_not_in_force() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let expiring = rule(|s| s.expires = Some(day(10)));
+        let open = rule(|_| {});
+        let rules = [expiring, open];
+        assert_eq!(in_force(&rules, day(9)).len(), 2);
+        assert_eq!(in_force(&rules, day(10)).len(), 1);
+    }
+}
