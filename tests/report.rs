@@ -789,6 +789,59 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
     );
 }
 
+/// Rules that overlap (one for the whole subscription, two for one of its registries that hide a finding
+/// in common) hide each finding once in the assessments, as in `active_findings`.
+#[test]
+fn overlapping_rules_hide_a_finding_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fixture(root);
+    for rule in [
+        // Only this rule hides GHSA-5 in prod's registry `main`.
+        spec(|s| s.finding_id = Some("GHSA-5".into())),
+        // Both of these hide PYSEC-3 (PyPI, Low, patchable), in web and in api.
+        spec(|s| {
+            s.registry = Some("main".into());
+            s.category = Some("PyPI".into());
+        }),
+        spec(|s| {
+            s.registry = Some("main".into());
+            s.patchable = Some(true);
+            s.severity_below = Some(Severity::High);
+        }),
+        spec(|s| {
+            s.subscription = "staging".into();
+            s.registry = Some("main".into());
+        }),
+    ] {
+        rules::add(root, rule).unwrap();
+    }
+    // The views put literals on either side of `=`: DataFusion 55 turns `c = 'x' AND 'x' = c` into `false`
+    // on Utf8View columns, which is why partition columns are read as Utf8.
+    assert_eq!(
+        count(
+            root,
+            "findings WHERE subscription = 'prod' AND 'prod' = subscription"
+        ),
+        count(root, "findings WHERE subscription = 'prod'")
+    );
+    // prod web keeps DSA-1 (Critical) and GO-4 (Unknown); staging's registry rule hides all of staging.
+    assert_eq!(count(root, "active_findings"), 2);
+    assert_eq!(assessed(root), 2);
+    // Once per rule: GHSA-5, PYSEC-3 twice by two rules, staging's five.
+    assert_eq!(count(root, "disabled_findings"), 1 + 2 * 2 + 5);
+    let summary = &report(root, "recommendations", &[])[0];
+    assert_eq!(
+        (
+            &summary["critical"],
+            &summary["unknown"],
+            &summary["findings"]
+        ),
+        (&1.into(), &1.into(), &2.into()),
+        "{summary}"
+    );
+}
+
 #[test]
 fn rules_are_viewed_changed_and_deleted_with_history() {
     let dir = tempfile::tempdir().unwrap();

@@ -125,4 +125,5 @@ fn pyarrow_and_duckdb_read_the_warehouse_and_agree_with_vigil() {
         assert_eq!(read[reader]["images"], images, "{reader}: {read}");
     }
     assert_eq!(read["duckdb"]["latest_findings"], latest, "{read}");
+    assert_eq!(read["duckdb"]["images_with_wrong_counts"], 0, "{read}");
 }

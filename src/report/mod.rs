@@ -27,8 +27,8 @@ use crate::warehouse::{self, WarehouseError};
 include!(concat!(env!("OUT_DIR"), "/reports.rs"));
 
 /// The view definitions: `{rule_matches}` stands for the rule predicate of a join with rule rows `r`,
-/// `{hidden_by_rules}` for the rules in force written out, and `{rules_reach}` for the partitions they
-/// reach (see [`rule_sql`]).
+/// `{hidden_by_rules}` for the rules in force written out, `{rules_reach}` for the partitions they reach,
+/// and `{hidden_counts}` for the findings they hide counted per image (see [`rule_sql`]).
 pub const VIEWS_SQL: &str = include_str!("views.sql");
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,8 @@ pub fn view_statements(root: &Path) -> Result<Vec<String>, ReportError> {
         .replace(
             "{rules_reach}",
             &format!("({})", rule_sql::reach(&in_force)),
-        );
+        )
+        .replace("{hidden_counts}", &rule_sql::hidden_counts(&in_force));
     Ok(text
         .split(';')
         .map(str::trim)

@@ -1,7 +1,10 @@
-//! The disable rules as SQL, from one template (`rule_matches.sql`: when rule `r` hides finding `f`) in two
-//! forms: a join predicate over the `disable_rules` rows, for views that say which rule hid a finding, and
-//! the rules in force written out as literals, for views that only need to know whether a finding is
-//! hidden (a filter is far cheaper than a join over millions of findings).
+//! The disable rules as SQL, from one template (`rule_matches.sql`: when rule `r` hides finding `f`): a join
+//! predicate over the `disable_rules` rows, for views that say which rule hid a finding; the rules in force
+//! written out as literals, for views that only need to know whether a finding is hidden (a filter is far
+//! cheaper than a join over millions of findings); and the hidden findings counted per image, one query per
+//! disjoint part of the warehouse the rules reach, for the image assessments.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
@@ -130,19 +133,26 @@ pub fn in_force(rules: &[Rule], today: NaiveDate) -> Vec<&Rule> {
         .collect()
 }
 
+/// When `rule` hides finding `f`, its values written in: the clause of every criterion it sets, or, within
+/// a [`Scope`], all but its subscription and registry (the scope's listing selects those).
+fn hides(rule: &Rule, within_scope: bool) -> String {
+    let clauses: Vec<String> = clauses()
+        .filter(|(_, criterion)| {
+            !(within_scope && matches!(*criterion, "subscription" | "registry"))
+        })
+        .filter(|(_, criterion)| sets(&rule.spec, criterion))
+        .map(|(clause, _)| with_values(clause, &rule.spec))
+        .collect();
+    if clauses.is_empty() {
+        "TRUE".to_string()
+    } else {
+        format!("({})", clauses.join(" AND "))
+    }
+}
+
 /// When some rule of `rules` hides finding `f`, with the rules' values written in; `false` for no rule.
 pub fn hidden_by(rules: &[&Rule]) -> String {
-    any(rules
-        .iter()
-        .map(|rule| {
-            let spec = &rule.spec;
-            let clauses: Vec<String> = clauses()
-                .filter(|(_, criterion)| sets(spec, criterion))
-                .map(|(clause, _)| with_values(clause, spec))
-                .collect();
-            format!("({})", clauses.join(" AND "))
-        })
-        .collect())
+    any(rules.iter().map(|rule| hides(rule, false)).collect())
 }
 
 /// The partitions (`f.subscription`, `f.registry`) that `rules` reach: implied by [`hidden_by`], and
@@ -159,6 +169,111 @@ pub fn reach(rules: &[&Rule]) -> String {
             scope + ")"
         })
         .collect())
+}
+
+/// One query over findings `f` per [`Scope`]: `{subscription}` is the scope's, `{partitions}` selects its
+/// files, `{hidden}` says when one of its rules hides a finding. Each counts the hidden findings per scan and
+/// image, by severity and patchable.
+const HIDDEN_COUNTS_SQL: &str = include_str!("hidden_counts.sql");
+
+/// The registries of a [`Scope`].
+#[derive(Debug, PartialEq)]
+enum Registries<'a> {
+    One(&'a str),
+    /// Every registry of the subscription but these (the ones that have scopes of their own).
+    AllBut(Vec<&'a str>),
+}
+
+/// Partitions some rules reach, disjoint from every other scope: one registry a rule names, or the
+/// registries of the subscription that no rule names. Each scope's partitions are selected by the listing
+/// alone, so no row is compared with a subscription or registry.
+#[derive(Debug)]
+struct Scope<'a> {
+    subscription: &'a str,
+    registries: Registries<'a>,
+    rules: Vec<&'a Rule>,
+}
+
+fn scopes<'a>(rules: &[&'a Rule]) -> Vec<Scope<'a>> {
+    let mut by_subscription: BTreeMap<&str, Vec<&Rule>> = BTreeMap::new();
+    for rule in rules {
+        by_subscription
+            .entry(rule.spec.subscription.as_str())
+            .or_default()
+            .push(rule);
+    }
+    let mut scopes = Vec::new();
+    for (subscription, rules) in by_subscription {
+        let named: BTreeSet<&str> = rules
+            .iter()
+            .filter_map(|r| r.spec.registry.as_deref())
+            .collect();
+        for &registry in &named {
+            scopes.push(Scope {
+                subscription,
+                registries: Registries::One(registry),
+                rules: rules
+                    .iter()
+                    .copied()
+                    .filter(|r| r.spec.registry.as_deref().is_none_or(|g| g == registry))
+                    .collect(),
+            });
+        }
+        let everywhere: Vec<&Rule> = rules
+            .iter()
+            .copied()
+            .filter(|r| r.spec.registry.is_none())
+            .collect();
+        if !everywhere.is_empty() {
+            scopes.push(Scope {
+                subscription,
+                registries: Registries::AllBut(named.into_iter().collect()),
+                rules: everywhere,
+            });
+        }
+    }
+    scopes
+}
+
+/// The findings `rules` hide, counted per scan and image: one query per [`Scope`], joined by `UNION ALL`
+/// (scopes are disjoint, so a finding is counted once however many rules hide it). With no rule, a query
+/// that reads nothing.
+pub fn hidden_counts(rules: &[&Rule]) -> String {
+    let fill = |subscription: &str, partitions: &str, hidden: &str| {
+        HIDDEN_COUNTS_SQL
+            .trim()
+            .replace("{subscription}", subscription)
+            .replace("{partitions}", partitions)
+            .replace("{hidden}", hidden)
+    };
+    let scopes = scopes(rules);
+    if scopes.is_empty() {
+        return fill("''", "false", "false");
+    }
+    scopes
+        .iter()
+        .map(|scope| {
+            let subscription = quote(scope.subscription);
+            let mut partitions = format!("f.subscription = {subscription}");
+            match &scope.registries {
+                Registries::One(registry) => {
+                    partitions.push_str(&format!(" AND f.registry = {}", quote(registry)))
+                }
+                Registries::AllBut(named) if !named.is_empty() => partitions.push_str(&format!(
+                    " AND f.registry NOT IN ({})",
+                    named
+                        .iter()
+                        .map(|g| quote(g))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Registries::AllBut(_) => {}
+            }
+            let hidden: Vec<String> = scope.rules.iter().map(|r| hides(r, true)).collect();
+            fill(&subscription, &partitions, &hidden.join(" OR "))
+        })
+        .collect::<Vec<_>>()
+        .join("\nUNION ALL\n")
 }
 
 #[cfg(test)]
@@ -240,6 +355,42 @@ mod tests {
             "r.subscription = f.subscription\nAND (r.registry IS NULL OR r.registry = f.registry)\n\
              AND (r.category IS NULL OR lower(r.category) = lower(f.category))"
         );
+    }
+
+    #[test]
+    fn scopes_are_disjoint_and_carry_every_rule_that_reaches_them() {
+        let everywhere = rule(|s| s.category = Some("npm".into()));
+        let main = rule(|s| s.registry = Some("main".into()));
+        let other = rule(|s| {
+            s.subscription = "dev".into();
+            s.registry = Some("edge".into());
+            s.patchable = Some(true);
+        });
+        let rules = [&everywhere, &main, &other];
+        let found = scopes(&rules);
+        let summary: Vec<(&str, &Registries, usize)> = found
+            .iter()
+            .map(|s| (s.subscription, &s.registries, s.rules.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("dev", &Registries::One("edge"), 1),
+                ("o'brien", &Registries::One("main"), 2),
+                ("o'brien", &Registries::AllBut(vec!["main"]), 1),
+            ]
+        );
+        let sql = hidden_counts(&rules);
+        assert_eq!(sql.matches("UNION ALL").count(), 2, "{sql}");
+        assert!(
+            sql.contains("f.subscription = 'o''brien' AND f.registry NOT IN ('main')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("AND ((lower('npm') = lower(f.category)) OR TRUE)"),
+            "a rule without other criteria hides its whole scope: {sql}"
+        );
+        assert!(hidden_counts(&[]).contains("WHERE false AND (false)"));
     }
 
     #[test]

@@ -53,8 +53,8 @@ SELECT f.* FROM (SELECT findings_scan_id AS l_scan_id, image_id AS l_image_id FR
 JOIN unhidden_findings f ON f.scan_id = l.l_scan_id AND f.image_id = l.l_image_id;
 
 -- Each latest image with its severity assessment over active findings: the counts its images row stores,
--- less the findings a rule hides. Only the hidden rows are read and counted, per scan and image, and only
--- in the partitions some rule reaches; with no rule in force no findings row is read at all.
+-- less the findings a rule hides. `{hidden_counts}` counts those per scan and image, reading only the
+-- partitions some rule reaches (src/report/hidden_counts.sql); with no rule in force it reads nothing.
 CREATE VIEW image_assessments AS
 SELECT subscription, registry, repository, tags, digest, platform, os, package_count, coverage_status,
        coverage_reason, scanned_at, scan_id, image_id, active_findings, critical, high, medium, low, unknown,
@@ -76,17 +76,7 @@ FROM (
            i.patchable_count - coalesce(h.patchable, 0) AS patchable
     FROM latest_images i
     LEFT JOIN (
-        SELECT subscription AS h_subscription, registry AS h_registry, scan_id AS h_scan_id,
-               image_id AS h_image_id, count(*) AS findings,
-               sum(CASE WHEN severity_rank = 4 THEN 1 ELSE 0 END) AS critical,
-               sum(CASE WHEN severity_rank = 3 THEN 1 ELSE 0 END) AS high,
-               sum(CASE WHEN severity_rank = 2 THEN 1 ELSE 0 END) AS medium,
-               sum(CASE WHEN severity_rank = 1 THEN 1 ELSE 0 END) AS low,
-               sum(CASE WHEN severity_rank = 0 THEN 1 ELSE 0 END) AS unknown,
-               sum(CASE WHEN patchable THEN 1 ELSE 0 END) AS patchable
-        FROM findings f
-        WHERE {rules_reach} AND {hidden_by_rules}
-        GROUP BY subscription, registry, scan_id, image_id
+        {hidden_counts}
     ) h ON i.image_id = h.h_image_id AND i.findings_scan_id = h.h_scan_id
        AND i.subscription = h.h_subscription AND i.registry = h.h_registry
 ) counted;

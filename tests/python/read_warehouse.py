@@ -1,8 +1,9 @@
 """Independent readers of a Vigil warehouse: pyarrow and DuckDB count what Vigil committed.
 
 Usage: read_warehouse.py WAREHOUSE_DIR
-Prints one JSON object: per reader, the committed scans and the rows of findings and images in them, and
-the latest findings (the newest committed scan of each image), computed here without Vigil's views.
+Prints one JSON object: per reader, the committed scans and the rows of findings and images in them, the
+latest findings (the newest committed scan of each image), computed here without Vigil's views, and how many
+images rows store finding counts that the findings rows do not bear out.
 """
 
 import json
@@ -47,6 +48,23 @@ def duckdb_counts(root, committed):
             FROM images GROUP BY ALL)
         SELECT count(*) FROM read_parquet(?, hive_partitioning = true) f
         JOIN newest USING (subscription, registry, repository, image_digest, platform, scan_id)
+        """, [os.path.join(root, "images", "**", "*.parquet"),
+              os.path.join(root, "findings", "**", "*.parquet")]).fetchone()[0]
+    # Images whose stored counts disagree with the findings rows of the scan that evaluated them.
+    by_rank = ", ".join(f"count(*) FILTER (WHERE severity_rank = {rank}) AS r{rank}" for rank in range(5))
+    stored = ["critical_count", "high_count", "medium_count", "low_count", "unknown_count"]
+    differ = " OR ".join(f"i.{column} <> coalesce(f.r{4 - n}, 0)" for n, column in enumerate(stored))
+    out["images_with_wrong_counts"] = con.execute(f"""
+        WITH images AS (
+            SELECT * FROM read_parquet(?, hive_partitioning = true) WHERE scan_id IN ({ids})),
+        counted AS (
+            SELECT subscription, registry, repository, image_digest, platform, scan_id, count(*) AS n,
+                   count(*) FILTER (WHERE patchable) AS patchable, {by_rank}
+            FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL)
+        SELECT count(*) FROM images i LEFT JOIN counted f
+          ON f.subscription = i.subscription AND f.registry = i.registry AND f.repository = i.repository
+         AND f.image_digest = i.image_digest AND f.platform = i.platform AND f.scan_id = i.findings_scan_id
+        WHERE i.finding_count <> coalesce(f.n, 0) OR i.patchable_count <> coalesce(f.patchable, 0) OR {differ}
         """, [os.path.join(root, "images", "**", "*.parquet"),
               os.path.join(root, "findings", "**", "*.parquet")]).fetchone()[0]
     return out
