@@ -287,7 +287,7 @@ pub async fn scan(
                     image.carried = Some(Carried {
                         findings_scan_id: previous.findings_scan_id,
                         package_count: previous.package_count,
-                        counts: previous.counts,
+                        counts: previous.counts.unwrap_or_default(),
                     });
                     return image;
                 }
@@ -393,6 +393,21 @@ fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<crate::model::
     }
 }
 
+/// What a run with a policy does with an image scanned before: re-match it when it was pulled or pushed
+/// within the policy's windows, carry its assessment otherwise.
+fn known_image(previous: &Previous, pulled: bool, pushed: bool) -> Selection {
+    if pulled {
+        Selection::Pulled
+    } else if pushed {
+        Selection::Pushed
+    } else if previous.counts.is_none() {
+        // Stored before Vigil kept per-severity counts: nothing to carry, so it is evaluated again.
+        Selection::Forced
+    } else {
+        Selection::Carried
+    }
+}
+
 /// Decides what the run does with each candidate under `policy`; returns the plan and how many new images
 /// were left for a later run.
 fn plan(
@@ -423,15 +438,11 @@ fn plan(
                 }
                 continue;
             }
-            (Some(policy), Some(_)) => {
-                if within(policy.pulled_within, history.pulls.get(&activity)) {
-                    Selection::Pulled
-                } else if within(policy.pushed_within, history.pushes.get(&activity)) {
-                    Selection::Pushed
-                } else {
-                    Selection::Carried
-                }
-            }
+            (Some(policy), Some(previous)) => known_image(
+                previous,
+                within(policy.pulled_within, history.pulls.get(&activity)),
+                within(policy.pushed_within, history.pushes.get(&activity)),
+            ),
         };
         planned.push(Planned {
             key,
@@ -632,4 +643,31 @@ pub async fn scan_locked(
     let outcome = scan(settings, db, options, progress).await;
     drop(lock);
     Ok(LockedRun::Done(Box::new(outcome?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Coverage;
+    use crate::warehouse::FindingCounts;
+
+    #[test]
+    fn images_without_stored_counts_are_evaluated_again_instead_of_carried() {
+        let mut previous = Previous {
+            findings_scan_id: "s1".into(),
+            inventory_scan_id: "s1".into(),
+            package_count: 3,
+            counts: Some(FindingCounts::default()),
+            coverage: Coverage {
+                status: CoverageStatus::Complete,
+                reason: String::new(),
+            },
+            os: None,
+        };
+        assert_eq!(known_image(&previous, false, false), Selection::Carried);
+        assert_eq!(known_image(&previous, true, false), Selection::Pulled);
+        assert_eq!(known_image(&previous, false, true), Selection::Pushed);
+        previous.counts = None;
+        assert_eq!(known_image(&previous, false, false), Selection::Forced);
+    }
 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{Coverage, CoverageStatus, OsIdentity, Package, PackageType};
 use crate::report::{self, ReportError};
+use crate::warehouse::schema::FINDING_COUNT_COLUMNS;
 use crate::warehouse::FindingCounts;
 
 /// What a schedule asks a run to look at.
@@ -47,7 +48,8 @@ pub struct Previous {
     pub findings_scan_id: String,
     pub inventory_scan_id: String,
     pub package_count: u64,
-    pub counts: FindingCounts,
+    /// `None` for a row written before Vigil stored per-severity counts.
+    pub counts: Option<FindingCounts>,
     pub coverage: Coverage,
     pub os: Option<OsIdentity>,
 }
@@ -127,17 +129,8 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
             .map_err(|e| ReportError::Format(e.to_string()))
         };
         let packages = count("package_count")?;
-        let [critical, high, medium, low, unknown, patchable] = [
-            "critical_count",
-            "high_count",
-            "medium_count",
-            "low_count",
-            "unknown_count",
-            "patchable_count",
-        ]
-        .map(count);
-        let (critical, high, medium, low, unknown, patchable) =
-            (critical?, high?, medium?, low?, unknown?, patchable?);
+        let [critical, high, medium, low, unknown, patchable] = FINDING_COUNT_COLUMNS.map(count);
+        let severities = [critical?, high?, medium?, low?, unknown?, patchable?];
         for row in 0..batch.num_rows() {
             let status: CoverageStatus =
                 serde_json::from_value(serde_json::Value::String(status.value(row).to_string()))
@@ -154,14 +147,18 @@ pub async fn load_history(root: &Path) -> Result<History, ReportError> {
                     findings_scan_id: findings_scan.value(row).to_string(),
                     inventory_scan_id: inventory_scan.value(row).to_string(),
                     package_count: packages.value(row).max(0) as u64,
-                    counts: FindingCounts {
-                        critical: critical.value(row).max(0) as u64,
-                        high: high.value(row).max(0) as u64,
-                        medium: medium.value(row).max(0) as u64,
-                        low: low.value(row).max(0) as u64,
-                        unknown: unknown.value(row).max(0) as u64,
-                        patchable: patchable.value(row).max(0) as u64,
-                    },
+                    counts: (!severities.iter().any(|c| c.is_null(row))).then(|| {
+                        let [critical, high, medium, low, unknown, patchable] =
+                            severities.each_ref().map(|c| c.value(row).max(0) as u64);
+                        FindingCounts {
+                            critical,
+                            high,
+                            medium,
+                            low,
+                            unknown,
+                            patchable,
+                        }
+                    }),
                     coverage: Coverage {
                         status,
                         reason: reason.value(row).to_string(),

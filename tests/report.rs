@@ -1,6 +1,8 @@
 //! Every report on a fixture warehouse written by Vigil's own writer, the latest views across scans, and
 //! the disable rules: each criterion alone, combined, expired, and scoped elsewhere.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use vigil::matcher::{Finding, Severity, SeveritySource};
 use vigil::model::{Coverage, CoverageStatus, Inventory, PackageType};
 use vigil::report::{self, rules, OutputFormat};
+use vigil::warehouse::schema::FINDING_COUNT_COLUMNS;
 use vigil::warehouse::{self, CrawledRegistry, ScanRun, ScannedImage};
 
 /// A finding with the fields the rules and reports look at; the rest are plausible constants.
@@ -389,6 +392,54 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
     let summary = report(root, "recommendations", &[]);
     assert_eq!(summary[0]["findings"], 1, "{summary:?}");
     assert_eq!(assessed(root), 1);
+}
+
+/// A warehouse written before `images` stored per-severity counts: its rows read the counts as null, the
+/// reports still answer from `finding_count`, and the history says the counts are unknown (a scheduled run
+/// then evaluates those images again instead of carrying them: see src/scan.rs).
+#[test]
+fn images_rows_without_stored_counts_still_answer() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ArrowWriter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fixture(root);
+    let findings = report(root, "recommendations", &[])[0]["findings"].clone();
+    for (_, path) in common::files_under(&root.join("images")) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader
+            .map(|batch| {
+                let batch = batch.unwrap();
+                let keep: Vec<usize> = (0..batch.num_columns())
+                    .filter(|&i| {
+                        !FINDING_COUNT_COLUMNS.contains(&batch.schema().field(i).name().as_str())
+                    })
+                    .collect();
+                batch.project(&keep).unwrap()
+            })
+            .collect();
+        let mut writer = ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batches[0].schema(),
+            None,
+        )
+        .unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        writer.close().unwrap();
+    }
+
+    let summary = &report(root, "recommendations", &[])[0];
+    assert_eq!(summary["findings"], findings, "{summary}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let history = runtime.block_on(vigil::select::load_history(root)).unwrap();
+    assert!(!history.previous.is_empty());
+    assert!(history.previous.values().all(|p| p.counts.is_none()));
 }
 
 #[test]

@@ -148,6 +148,16 @@ static FINDINGS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// The `images` columns of an image's findings by severity (critical to unknown), then the patchable ones.
+pub const FINDING_COUNT_COLUMNS: [&str; 6] = [
+    "critical_count",
+    "high_count",
+    "medium_count",
+    "low_count",
+    "unknown_count",
+    "patchable_count",
+];
+
 static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         field("repository", DataType::Utf8, false),
@@ -165,12 +175,13 @@ static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("pushed_at", timestamp(), true),
         field("last_pulled_at", timestamp(), true),
         field("finding_count", DataType::Int64, false),
-        field("critical_count", DataType::Int64, false),
-        field("high_count", DataType::Int64, false),
-        field("medium_count", DataType::Int64, false),
-        field("low_count", DataType::Int64, false),
-        field("unknown_count", DataType::Int64, false),
-        field("patchable_count", DataType::Int64, false),
+        // Null in rows written before Vigil stored them (read as such from older files).
+        field(FINDING_COUNT_COLUMNS[0], DataType::Int64, true),
+        field(FINDING_COUNT_COLUMNS[1], DataType::Int64, true),
+        field(FINDING_COUNT_COLUMNS[2], DataType::Int64, true),
+        field(FINDING_COUNT_COLUMNS[3], DataType::Int64, true),
+        field(FINDING_COUNT_COLUMNS[4], DataType::Int64, true),
+        field(FINDING_COUNT_COLUMNS[5], DataType::Int64, true),
         field("highest_severity", DataType::Utf8, true),
         field("selection", DataType::Utf8, false),
         field("findings_scan_id", DataType::Utf8, false),
