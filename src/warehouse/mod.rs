@@ -96,16 +96,16 @@ impl FindingCounts {
 
     /// The highest severity counted, if any finding was.
     pub fn highest(&self) -> Option<Severity> {
-        let mut counts = *self;
         [
-            Severity::Critical,
-            Severity::High,
-            Severity::Medium,
-            Severity::Low,
-            Severity::Unknown,
+            (Severity::Critical, self.critical),
+            (Severity::High, self.high),
+            (Severity::Medium, self.medium),
+            (Severity::Low, self.low),
+            (Severity::Unknown, self.unknown),
         ]
         .into_iter()
-        .find(|&severity| *counts.of_severity(severity) > 0)
+        .find(|&(_, count)| count > 0)
+        .map(|(severity, _)| severity)
     }
 }
 
@@ -255,6 +255,24 @@ pub fn committed_scans(root: &Path) -> Result<BTreeSet<String>, WarehouseError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_highest_severity_is_the_first_counted_from_critical_down() {
+        let none = FindingCounts::default();
+        assert_eq!((none.total(), none.highest()), (0, None));
+        let some = FindingCounts {
+            medium: 2,
+            unknown: 1,
+            patchable: 3,
+            ..FindingCounts::default()
+        };
+        assert_eq!((some.total(), some.highest()), (3, Some(Severity::Medium)));
+        let unknown_only = FindingCounts {
+            unknown: 1,
+            ..FindingCounts::default()
+        };
+        assert_eq!(unknown_only.highest(), Some(Severity::Unknown));
+    }
 
     #[test]
     fn partition_values_are_escaped_like_hive() {
