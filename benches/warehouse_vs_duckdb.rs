@@ -184,20 +184,13 @@ fn generate(root: &Path, rows: usize) {
         }
     }
     let rule = |subscription: &str, f: &dyn Fn(&mut rules::RuleSpec)| {
-        let mut spec = rules::RuleSpec {
-            subscription: subscription.into(),
-            registry: None,
-            repository: None,
-            finding_id: None,
-            category: None,
-            security_check_contains: None,
-            cvss_below: None,
-            severity_below: None,
-            patchable: None,
-            reason: "bench".into(),
-            expires: None,
+        let mut spec = rules::RuleSpec::from_patch(rules::RulePatch {
+            subscription: Some(subscription.into()),
+            reason: Some("bench".into()),
             author: "bench".into(),
-        };
+            ..rules::RulePatch::default()
+        })
+        .expect("a subscription is given");
         f(&mut spec);
         rules::add(root, spec).expect("add a bench rule");
     };

@@ -684,20 +684,13 @@ fn sql_is_read_only() {
 }
 
 fn spec(f: impl FnOnce(&mut rules::RuleSpec)) -> rules::RuleSpec {
-    let mut spec = rules::RuleSpec {
-        subscription: "prod".into(),
-        registry: None,
-        repository: None,
-        finding_id: None,
-        category: None,
-        security_check_contains: None,
-        cvss_below: None,
-        severity_below: None,
-        patchable: None,
-        reason: "accepted risk".into(),
-        expires: None,
+    let mut spec = rules::RuleSpec::from_patch(rules::RulePatch {
+        subscription: Some("prod".into()),
+        reason: Some("accepted risk".into()),
         author: "tester".into(),
-    };
+        ..rules::RulePatch::default()
+    })
+    .unwrap();
     f(&mut spec);
     spec
 }

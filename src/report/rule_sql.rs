@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
+use super::quote;
 use super::rules::{glob_to_like, Rule, RuleSpec};
 use crate::warehouse::write::severity_rank;
 
@@ -37,10 +38,6 @@ fn sets(spec: &RuleSpec, criterion: &str) -> bool {
         "patchable" => spec.patchable.is_some(),
         _ => true,
     }
-}
-
-fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// The SQL literal of the `disable_rules` column `column` in `spec`'s row.
@@ -161,14 +158,23 @@ pub fn reach(rules: &[&Rule]) -> String {
     any(rules
         .iter()
         .map(|rule| {
-            let spec = &rule.spec;
-            let mut scope = format!("(f.subscription = {}", quote(&spec.subscription));
-            if let Some(registry) = &spec.registry {
-                scope.push_str(&format!(" AND f.registry = {}", quote(registry)));
-            }
-            scope + ")"
+            let registry = rule.spec.registry.as_deref();
+            format!("({})", partitions(&rule.spec.subscription, registry, &[]))
         })
         .collect())
+}
+
+/// The partitions of `subscription` and, when given, `registry`, except the registries in `but`.
+fn partitions(subscription: &str, registry: Option<&str>, but: &[&str]) -> String {
+    let mut filter = format!("f.subscription = {}", quote(subscription));
+    if let Some(registry) = registry {
+        filter.push_str(&format!(" AND f.registry = {}", quote(registry)));
+    }
+    if !but.is_empty() {
+        let names: Vec<String> = but.iter().map(|g| quote(g)).collect();
+        filter.push_str(&format!(" AND f.registry NOT IN ({})", names.join(", ")));
+    }
+    filter
 }
 
 /// One query over findings `f` per [`Scope`]: `{subscription}` is the scope's, `{partitions}` selects its
@@ -253,24 +259,16 @@ pub fn hidden_counts(rules: &[&Rule]) -> String {
     scopes
         .iter()
         .map(|scope| {
-            let subscription = quote(scope.subscription);
-            let mut partitions = format!("f.subscription = {subscription}");
-            match &scope.registries {
-                Registries::One(registry) => {
-                    partitions.push_str(&format!(" AND f.registry = {}", quote(registry)))
-                }
-                Registries::AllBut(named) if !named.is_empty() => partitions.push_str(&format!(
-                    " AND f.registry NOT IN ({})",
-                    named
-                        .iter()
-                        .map(|g| quote(g))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-                Registries::AllBut(_) => {}
-            }
+            let partitions = match &scope.registries {
+                Registries::One(registry) => partitions(scope.subscription, Some(registry), &[]),
+                Registries::AllBut(named) => partitions(scope.subscription, None, named),
+            };
             let hidden: Vec<String> = scope.rules.iter().map(|r| hides(r, true)).collect();
-            fill(&subscription, &partitions, &hidden.join(" OR "))
+            fill(
+                &quote(scope.subscription),
+                &partitions,
+                &hidden.join(" OR "),
+            )
         })
         .collect::<Vec<_>>()
         .join("\nUNION ALL\n")
@@ -280,22 +278,16 @@ pub fn hidden_counts(rules: &[&Rule]) -> String {
 mod tests {
     use super::*;
     use crate::matcher::Severity;
+    use crate::report::rules::RulePatch;
 
     fn rule(f: impl FnOnce(&mut RuleSpec)) -> Rule {
-        let mut spec = RuleSpec {
-            subscription: "o'brien".into(),
-            registry: None,
-            repository: None,
-            finding_id: None,
-            category: None,
-            security_check_contains: None,
-            cvss_below: None,
-            severity_below: None,
-            patchable: None,
-            reason: "r".into(),
-            expires: None,
+        let mut spec = RuleSpec::from_patch(RulePatch {
+            subscription: Some("o'brien".into()),
+            reason: Some("r".into()),
             author: "a".into(),
-        };
+            ..RulePatch::default()
+        })
+        .unwrap();
         f(&mut spec);
         Rule {
             id: "rule-1".into(),
