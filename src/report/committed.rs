@@ -7,9 +7,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::array::{AsArray, BooleanArray};
+use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -43,27 +44,15 @@ impl ScalarUDFImpl for CommittedScan {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let committed = |id: Option<&str>| id.map(|id| self.committed.contains(id));
-        match args.args.as_slice() {
-            [ColumnarValue::Scalar(value)] => {
-                let id = match value {
-                    ScalarValue::Utf8(v) | ScalarValue::Utf8View(v) | ScalarValue::LargeUtf8(v) => {
-                        v.as_deref()
-                    }
-                    other => return exec_err!("committed_scan takes a string, not {other:?}"),
-                };
-                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(committed(id))))
-            }
-            [ColumnarValue::Array(array)] => {
-                let result: BooleanArray = match array.data_type() {
-                    DataType::Utf8View => array.as_string_view().iter().map(committed).collect(),
-                    DataType::Utf8 => array.as_string::<i32>().iter().map(committed).collect(),
-                    DataType::LargeUtf8 => array.as_string::<i64>().iter().map(committed).collect(),
-                    other => return exec_err!("committed_scan takes a string, not {other}"),
-                };
-                Ok(ColumnarValue::Array(Arc::new(result)))
-            }
-            _ => exec_err!("committed_scan takes one argument"),
-        }
+        let [id] = args.args.as_slice() else {
+            return exec_err!("committed_scan takes one argument");
+        };
+        let ids = cast(&id.to_array(args.number_rows)?, &DataType::Utf8)?;
+        let committed: BooleanArray = ids
+            .as_string::<i32>()
+            .iter()
+            .map(|id| id.map(|id| self.committed.contains(id)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(committed)))
     }
 }

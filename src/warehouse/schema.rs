@@ -159,7 +159,7 @@ pub const FINDING_COUNT_COLUMNS: [&str; 6] = [
 ];
 
 static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         field("repository", DataType::Utf8, false),
         field("tags", strings(), false),
         field("image_digest", DataType::Utf8, false),
@@ -175,13 +175,10 @@ static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("pushed_at", timestamp(), true),
         field("last_pulled_at", timestamp(), true),
         field("finding_count", DataType::Int64, false),
-        // Null in rows written before Vigil stored them (read as such from older files).
-        field(FINDING_COUNT_COLUMNS[0], DataType::Int64, true),
-        field(FINDING_COUNT_COLUMNS[1], DataType::Int64, true),
-        field(FINDING_COUNT_COLUMNS[2], DataType::Int64, true),
-        field(FINDING_COUNT_COLUMNS[3], DataType::Int64, true),
-        field(FINDING_COUNT_COLUMNS[4], DataType::Int64, true),
-        field(FINDING_COUNT_COLUMNS[5], DataType::Int64, true),
+    ];
+    // Null in rows written before Vigil stored them (read as such from older files).
+    fields.extend(FINDING_COUNT_COLUMNS.map(|name| field(name, DataType::Int64, true)));
+    fields.extend([
         field("highest_severity", DataType::Utf8, true),
         field("selection", DataType::Utf8, false),
         field("findings_scan_id", DataType::Utf8, false),
@@ -189,7 +186,8 @@ static IMAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("scanned_at", timestamp(), false),
         field("db_content_hash", DataType::Utf8, false),
         field("scanner_version", DataType::Utf8, false),
-    ]))
+    ]);
+    Arc::new(Schema::new(fields))
 });
 
 static CRAWLS: LazyLock<SchemaRef> = LazyLock::new(|| {
