@@ -57,12 +57,6 @@ impl Digest {
         }
     }
 
-    /// Builds a digest from an algorithm and an already lower-case hex string.
-    pub fn from_parts(algorithm: DigestAlgorithm, hex: &str) -> Result<Digest, DigestError> {
-        let text = format!("{}:{}", algorithm.as_str(), hex);
-        text.parse()
-    }
-
     pub fn algorithm(&self) -> DigestAlgorithm {
         self.algorithm
     }

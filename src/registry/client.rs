@@ -137,36 +137,13 @@ impl RegistryClient {
             .map(drop)
     }
 
-    /// Sends a request with authentication and retries. Returns only 2xx (and 404 when
-    /// `allow_not_found`); other statuses become errors.
+    /// Sends a request with authentication and retries. Returns only 2xx; other statuses become errors.
     pub async fn send(
         &self,
         method: Method,
         url: Url,
         scope: Scope,
         accept: &[&str],
-    ) -> Result<PermittedResponse, RegistryError> {
-        self.send_inner(method, url, scope, accept, false).await
-    }
-
-    /// Like [`send`](Self::send) but a 404 comes back as a response for the caller to interpret.
-    pub async fn send_allow_not_found(
-        &self,
-        method: Method,
-        url: Url,
-        scope: Scope,
-        accept: &[&str],
-    ) -> Result<PermittedResponse, RegistryError> {
-        self.send_inner(method, url, scope, accept, true).await
-    }
-
-    async fn send_inner(
-        &self,
-        method: Method,
-        url: Url,
-        scope: Scope,
-        accept: &[&str],
-        allow_not_found: bool,
     ) -> Result<PermittedResponse, RegistryError> {
         let shown = display_url(&url);
         let mut reauthenticated = false;
@@ -212,7 +189,7 @@ impl RegistryClient {
                 }
             };
             let status = response.status();
-            if status.is_success() || (allow_not_found && status == StatusCode::NOT_FOUND) {
+            if status.is_success() {
                 return Ok(PermittedResponse {
                     response,
                     _permit: permit,

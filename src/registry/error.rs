@@ -41,13 +41,3 @@ pub enum RegistryError {
         source: std::io::Error,
     },
 }
-
-impl RegistryError {
-    /// Whether this is a credentials problem, which ends the run for that registry.
-    pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            RegistryError::AuthRequired { .. } | RegistryError::AuthFailed { .. }
-        )
-    }
-}
