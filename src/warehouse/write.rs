@@ -384,12 +384,18 @@ fn publish(staged: &(PathBuf, PathBuf)) -> Result<(), WarehouseError> {
 }
 
 /// A test hook: `VIGIL_FAULT_COMMIT=<point>` kills the process at that point of a commit, as a power cut
-/// or `kill -9` would, so tests can check what a killed run leaves behind.
+/// or `kill -9` would, so tests can check what a killed run leaves behind. Only debug builds (the
+/// integration tests run the dev-profile binary) have it: a release binary never reads the variable.
+#[cfg(debug_assertions)]
 fn fault_point(point: &str) {
     if std::env::var("VIGIL_FAULT_COMMIT").is_ok_and(|p| p == point) {
         std::process::abort();
     }
 }
+
+/// Release builds carry no fault points.
+#[cfg(not(debug_assertions))]
+fn fault_point(_point: &str) {}
 
 /// Commits one run: every file staged, then renamed into place, then the commit marker.
 pub fn commit(root: &Path, run: &ScanRun) -> Result<CommitInfo, WarehouseError> {
