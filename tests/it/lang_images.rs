@@ -13,11 +13,11 @@
 //! expected finding was decided by hand from the advisory's ranges; the reasoning sits next to it, with a
 //! near miss per image that must not be reported.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -28,8 +28,8 @@ const DISTROLESS_STATUS_D: &str =
     "tests/testdata/fixtures/dpkg-status.d/syft-distroless/var/lib/dpkg/status.d";
 const SITE_PACKAGES: &str =
     "tests/testdata/fixtures/python-metadata/real-site-packages/site-packages";
-const DEBIAN12_STATUS: &[u8] = include_bytes!("testdata/demo/debian12-dpkg-status");
-const DEBIAN12_OS_RELEASE: &[u8] = include_bytes!("testdata/demo/debian12-os-release");
+const DEBIAN12_STATUS: &[u8] = include_bytes!("../testdata/demo/debian12-dpkg-status");
+const DEBIAN12_OS_RELEASE: &[u8] = include_bytes!("../testdata/demo/debian12-os-release");
 /// Packages in the real Debian 12 status file (dpkg-query's count, see its expected.json).
 const DEBIAN12_PACKAGES: usize = 735;
 /// distroless writes its own os-release (PRETTY_NAME "Distroless") over Debian 11's identity.

@@ -1,15 +1,15 @@
 //! The bundled example images, built reproducibly from real package databases in tests/testdata: written
-//! to `examples/demo/layout` by tests/demo.rs and pushed to a real registry by tests/scan.rs.
+//! to `examples/demo/layout` by tests/it/demo.rs and pushed to a real registry by tests/it/scan.rs.
 
 use std::path::Path;
 
 use super::*;
 
-const DEBIAN_STATUS: &[u8] = include_bytes!("../testdata/demo/debian12-dpkg-status");
-const DEBIAN_OS_RELEASE: &[u8] = include_bytes!("../testdata/demo/debian12-os-release");
-const ALPINE_INSTALLED: &[u8] = include_bytes!("../testdata/demo/alpine318-apk-installed");
+const DEBIAN_STATUS: &[u8] = include_bytes!("../../testdata/demo/debian12-dpkg-status");
+const DEBIAN_OS_RELEASE: &[u8] = include_bytes!("../../testdata/demo/debian12-os-release");
+const ALPINE_INSTALLED: &[u8] = include_bytes!("../../testdata/demo/alpine318-apk-installed");
 const DISTROLESS_SQLITE: &[u8] =
-    include_bytes!("../testdata/demo/distroless-status.d-libsqlite3-0");
+    include_bytes!("../../testdata/demo/distroless-status.d-libsqlite3-0");
 
 const ALPINE_OS_RELEASE: &[u8] = b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.18.0\nPRETTY_NAME=\"Alpine Linux v3.18\"\nHOME_URL=\"https://alpinelinux.org/\"\nBUG_REPORT_URL=\"https://gitlab.alpinelinux.org/alpine/aports/-/issues\"\n";
 const DISTROLESS_OS_RELEASE: &[u8] = b"PRETTY_NAME=\"Distroless\"\nNAME=\"Debian GNU/Linux\"\nID=\"debian\"\nVERSION_ID=\"11\"\nVERSION=\"Debian GNU/Linux 11 (bullseye)\"\nHOME_URL=\"https://github.com/GoogleContainerTools/distroless\"\n";

@@ -2,13 +2,11 @@
 //! running `vigil events serve`; pushes and pulls of manifests become `activity` rows, Vigil's own pulls
 //! never do, and duplicates (the registry retries) are stored once.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::demo_images::build_demo;
-use common::*;
+use crate::common::demo_images::build_demo;
+use crate::common::*;
 use serde_json::Value;
 
 const TOKEN: &str = "s3cret-webhook-token";

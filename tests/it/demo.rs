@@ -1,13 +1,11 @@
 //! The bundled example images (`examples/demo/layout`): built reproducibly from the real package databases
 //! in tests/testdata/demo, and checked to be exactly what is committed.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::demo_images::build_demo;
-use common::*;
+use crate::common::demo_images::build_demo;
+use crate::common::*;
 
 /// Every file under `dir` with its bytes.
 fn file_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -33,12 +31,12 @@ fn bundled_demo_layout_is_built_from_testdata() {
     assert_eq!(
         expected.keys().collect::<Vec<_>>(),
         actual.keys().collect::<Vec<_>>(),
-        "examples/demo/layout is stale: run VIGIL_BLESS=1 cargo test --test demo"
+        "examples/demo/layout is stale: run VIGIL_BLESS=1 cargo test --test it demo::"
     );
     for (name, bytes) in &expected {
         assert!(
             actual[name] == *bytes,
-            "{name} differs: run VIGIL_BLESS=1 cargo test --test demo"
+            "{name} differs: run VIGIL_BLESS=1 cargo test --test it demo::"
         );
     }
 }

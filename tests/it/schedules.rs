@@ -2,13 +2,11 @@
 //! bad schedule files are clear errors, and the daemon fires schedules on their cron, scans a pushed image
 //! within seconds of its webhook, and stops cleanly on SIGTERM.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::demo_images::build_demo;
-use common::*;
+use crate::common::demo_images::build_demo;
+use crate::common::*;
 use serde_json::Value;
 
 fn write(work: &Path, registry_url: &str, schedules: &[(&str, &str)]) -> String {

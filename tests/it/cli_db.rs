@@ -1,13 +1,11 @@
 //! The advisory DB and matching through the `vigil` binary: `db import`, `db status`, `db update` from a
 //! real local HTTP server, and `inventory | match` without a registry.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn records() -> String {

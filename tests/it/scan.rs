@@ -1,13 +1,11 @@
 //! End to end against a real registry: push the example images, `vigil scan`, and answer every report from
 //! the warehouse; disable rules hide findings at query time, without rescanning.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::demo_images::build_demo;
-use common::*;
+use crate::common::demo_images::build_demo;
+use crate::common::*;
 use serde_json::Value;
 
 /// Pushes the example images to `registry` under their repository names.

@@ -1,13 +1,11 @@
 //! Crawl tests against a real registry (Debian's `docker-registry`), seeded by skopeo from OCI layouts the
 //! tests build, with faults injected by a proxy in front of the real server.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn write_config(dir: &Path, body: &str) -> String {

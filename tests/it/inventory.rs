@@ -1,13 +1,11 @@
 //! Inventory tests against a real registry: layers streamed once and shared across images and runs, merged
 //! with whiteouts, and bad layers reported as coverage, never as a clean image.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
-const DEBIAN_STATUS: &[u8] = include_bytes!("testdata/demo/debian12-dpkg-status");
-const DEBIAN_OS_RELEASE: &[u8] = include_bytes!("testdata/demo/debian12-os-release");
+const DEBIAN_STATUS: &[u8] = include_bytes!("../testdata/demo/debian12-dpkg-status");
+const DEBIAN_OS_RELEASE: &[u8] = include_bytes!("../testdata/demo/debian12-os-release");
 
 fn base_files() -> Vec<(&'static str, &'static [u8])> {
     vec![

@@ -3,13 +3,11 @@
 //! advisory without a single blob request; a moved tag supersedes the old digest; overlapping runs of the
 //! same scope skip (or wait with `--wait`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::demo_images::build_demo;
-use common::*;
+use crate::common::demo_images::build_demo;
+use crate::common::*;
 use serde_json::Value;
 
 const TOKEN: &str = "hook-token";

@@ -4,12 +4,10 @@
 //! and deps.json files built here are checked by hand; bad input gives errors, never panics; and layers
 //! walked and merged show OS-owned files dropped and scratch images never reported clean.
 
-mod common;
-
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
-use common::{files_under, local_fixtures, SHARED_FIXTURES};
+use crate::common::{files_under, local_fixtures, SHARED_FIXTURES};
 use serde_json::Value;
 use vigil::extract::{self, Extracted, Extractor};
 use vigil::layer::{merge, walk, LayerInventory, Limits};
@@ -235,7 +233,7 @@ fn every_fixture_directory_has_a_test() {
                 let name = entry.unwrap().file_name().to_string_lossy().into_owned();
                 assert!(
                     TESTED.contains(&(kind, name.as_str())),
-                    "{}/{kind}/{name} has no test in tests/extract_lang.rs",
+                    "{}/{kind}/{name} has no test in tests/it/extract_lang.rs",
                     root.display()
                 );
             }

@@ -1,11 +1,11 @@
 //! The warehouse as other tools see it, and as a killed run leaves it: pyarrow and DuckDB read what Vigil
 //! wrote and count the same rows; a run killed anywhere in its commit leaves nothing half-visible.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::vigil;
+use crate::common::vigil;
 use serde_json::Value;
 
 fn count(warehouse: &Path, query: &str) -> u64 {

@@ -1,7 +1,7 @@
 //! Every report on a fixture warehouse written by Vigil's own writer, the latest views across scans, and
 //! the disable rules: each criterion alone, combined, expired, and scoped elsewhere.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

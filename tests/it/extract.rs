@@ -4,12 +4,10 @@
 //! The fixtures live in `tests/testdata/fixtures` (see the README there); when the shared data set is
 //! present the same checks also run over it, so a newly added shared fixture is caught too.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{files_under, local_fixtures, SHARED_FIXTURES};
+use crate::common::{files_under, local_fixtures, SHARED_FIXTURES};
 use serde_json::Value;
 use vigil::extract::{self, Extracted};
 use vigil::model::{Package, PackageType};
@@ -45,7 +43,7 @@ fn extract_fixture(dir: &Path) -> Vec<Package> {
                     packages.extend(found);
                 }
                 Ok(Extracted::Os(_)) => {}
-                // os/dpkg-files and os/rpm-files report owned paths, checked in tests/extract_lang.rs.
+                // os/dpkg-files and os/rpm-files report owned paths, checked in tests/it/extract_lang.rs.
                 Ok(Extracted::OwnedFiles(_)) => {}
                 Err(error) => panic!("{}: {error}", dir.display()),
             }
