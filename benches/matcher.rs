@@ -1,11 +1,11 @@
 //! Matching stage benchmark: DB load time and matching 100 000 packages against the whole shared
-//! advisory sample (/work/shared/data/osv and osv-converted). Prints its figures; exits 0 with a message
-//! when the shared data is absent.
+//! advisory sample (../shared/data/osv and osv-converted, beside the checkout). Prints its figures; exits 0
+//! with a `skipped:` message when the shared data is absent.
 //!
 //! Run: `cargo bench --bench matcher` (a release build).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use vigil::matcher;
@@ -15,10 +15,21 @@ use vigil::vulndb::{self, Database};
 
 const PACKAGES: usize = 100_000;
 
+/// The project's shared data set: beside the checkout (`../shared/data`) unless `VIGIL_SHARED_DATA` names it.
+fn shared_data() -> PathBuf {
+    match std::env::var_os("VIGIL_SHARED_DATA") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    }
+}
+
 fn main() {
-    let shared = Path::new("/work/shared/data");
+    let shared = shared_data();
     if !shared.join("osv").is_dir() || !shared.join("osv-converted").is_dir() {
-        println!("matcher bench: /work/shared/data is absent; nothing to measure");
+        println!(
+            "matcher bench: skipped: {} absent; nothing to measure",
+            shared.display()
+        );
         return;
     }
     let db_dir = tempfile::tempdir().expect("temp dir");

@@ -8,7 +8,7 @@
 //! to a warehouse with Vigil's own writer. Run: `cargo bench --bench rematch` (exits 0 with a message when
 //! ../shared/data is absent).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,10 +23,21 @@ use vigil::warehouse::{self, ScanRun, ScannedImage, Selection};
 const IMAGES: usize = 1_000;
 const ROUNDS: usize = 5;
 
+/// The project's shared data set: beside the checkout (`../shared/data`) unless `VIGIL_SHARED_DATA` names it.
+fn shared_data() -> PathBuf {
+    match std::env::var_os("VIGIL_SHARED_DATA") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    }
+}
+
 fn main() {
-    let shared = Path::new("/work/shared/data");
+    let shared = shared_data();
     if !shared.join("osv-converted").is_dir() {
-        println!("rematch bench: /work/shared/data is absent; nothing to measure");
+        println!(
+            "rematch bench: skipped: {} absent; nothing to measure",
+            shared.display()
+        );
         return;
     }
     let work = tempfile::tempdir().expect("temp dir");

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::common::{files_under, local_fixtures, SHARED_FIXTURES};
+use crate::common::{files_under, local_fixtures, shared_data};
 use serde_json::Value;
 use vigil::extract::{self, Extracted};
 use vigil::model::{Package, PackageType};
@@ -245,10 +245,9 @@ fixture_tests! {
 /// The same checks over the shared data set, when this machine has it.
 #[test]
 fn every_shared_os_fixture_matches_when_present() {
-    let root = Path::new(SHARED_FIXTURES);
-    if !root.is_dir() {
+    let Some(root) = shared_data("fixtures") else {
         return;
-    }
+    };
     for kind in OS_FIXTURE_KINDS {
         let Ok(entries) = std::fs::read_dir(root.join(kind)) else {
             continue;

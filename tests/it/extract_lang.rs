@@ -5,9 +5,9 @@
 //! walked and merged show OS-owned files dropped and scratch images never reported clean.
 
 use std::io::{Cursor, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{files_under, local_fixtures, SHARED_FIXTURES};
+use crate::common::{files_under, local_fixtures, shared_data};
 use serde_json::Value;
 use vigil::extract::{self, Extracted, Extractor};
 use vigil::layer::{merge, walk, LayerInventory, Limits};
@@ -177,9 +177,11 @@ fn check(kind: &str, name: &str) {
     let local = local_fixtures().join(kind).join(name);
     assert!(local.is_dir(), "{} is missing", local.display());
     check_fixture(kind, &local);
-    let shared = Path::new(SHARED_FIXTURES).join(kind).join(name);
-    if shared.is_dir() {
-        check_fixture(kind, &shared);
+    if let Some(shared) = shared_data("fixtures") {
+        let shared = shared.join(kind).join(name);
+        if shared.is_dir() {
+            check_fixture(kind, &shared);
+        }
     }
 }
 
@@ -220,9 +222,7 @@ fixture_tests! {
 #[test]
 fn every_fixture_directory_has_a_test() {
     let mut roots = vec![local_fixtures()];
-    if Path::new(SHARED_FIXTURES).is_dir() {
-        roots.push(PathBuf::from(SHARED_FIXTURES));
-    }
+    roots.extend(shared_data("fixtures"));
     for root in roots {
         for kind in LANG_FIXTURE_KINDS {
             let Ok(entries) = std::fs::read_dir(root.join(kind)) else {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::shared_data;
 use bytes::Bytes;
 use vigil::extract::{self, ExtractError, Extracted, Extractor};
 use vigil::layer::{
@@ -1020,10 +1021,9 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[test]
 fn shared_apk_fixtures_walk_when_available() {
-    let root = Path::new("/work/shared/data/fixtures/apk");
-    if !root.exists() {
+    let Some(root) = shared_data("fixtures/apk") else {
         return;
-    }
+    };
     for fixture in std::fs::read_dir(root).unwrap() {
         let fixture = fixture.unwrap().path();
         let installed = std::fs::read(fixture.join("lib/apk/db/installed")).unwrap();

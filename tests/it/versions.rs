@@ -15,6 +15,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use crate::common::shared_data;
 use vigil::version::Scheme;
 
 fn data_dir() -> PathBuf {
@@ -295,10 +296,9 @@ fn rejected_list_is_exact() {
 /// When the full shared data set is present, the copies here must still be identical to it.
 #[test]
 fn copies_match_shared_data_when_present() {
-    let shared = PathBuf::from("/work/shared/data/versions");
-    if !shared.is_dir() {
+    let Some(shared) = shared_data("versions") else {
         return;
-    }
+    };
     let mut differing = Vec::new();
     for entry in walk(&data_dir()) {
         let relative = entry.strip_prefix(data_dir()).unwrap();

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 
+use crate::common::shared_data;
 use vigil::vulndb::{self, Database, DbError};
 
 fn testdata() -> PathBuf {
@@ -416,15 +417,13 @@ async fn update_downloads_zips_and_keeps_the_last_good_db_on_any_failure() {
 
 #[test]
 fn imports_the_full_shared_sample_when_present() {
-    let shared = Path::new("/work/shared/data");
-    if !shared.join("osv").is_dir() {
-        eprintln!("shared data absent: skipped");
+    let Some(osv) = shared_data("osv") else {
         return;
-    }
+    };
     let db_dir = tempfile::tempdir().unwrap();
     let report = vulndb::import(
         db_dir.path(),
-        &[shared.join("osv"), shared.join("osv-converted")],
+        &[osv.clone(), osv.with_file_name("osv-converted")],
     )
     .unwrap();
     // The shared README: 13 crates.io, 7 Go, 6 PyPI and 3 Ubuntu records are withdrawn.

@@ -2,12 +2,12 @@
 //! port, OCI image layouts built from real files, pushes with skopeo, and a fault-injecting proxy.
 #![allow(dead_code, clippy::too_many_arguments)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod demo_images;
@@ -20,8 +20,29 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared data set's fixtures, when present: tests run over them too.
-pub const SHARED_FIXTURES: &str = "/work/shared/data/fixtures";
+/// A folder of the project's shared data set, when present: tests run over it too. The set sits beside the
+/// checkout (`../shared/data`, as CI clones it) unless `VIGIL_SHARED_DATA` names it (a worktree elsewhere).
+/// When it is absent the run says so, once per folder, instead of passing silently.
+pub fn shared_data(folder: &str) -> Option<PathBuf> {
+    let root = match std::env::var_os("VIGIL_SHARED_DATA") {
+        Some(root) => PathBuf::from(root),
+        None => repo_root().join("../shared/data"),
+    };
+    let dir = root.join(folder);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    static REPORTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    if REPORTED.lock().unwrap().insert(folder.to_string()) {
+        // Straight to stderr: libtest captures `eprintln!` of passing tests, which would hide the skip.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the checks over {} (absent)",
+            dir.display()
+        );
+    }
+    None
+}
 
 /// The package-database fixtures kept in the repository (tests/testdata/fixtures).
 pub fn local_fixtures() -> PathBuf {
