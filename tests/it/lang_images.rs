@@ -13,8 +13,6 @@
 //! expected finding was decided by hand from the advisory's ranges; the reasoning sits next to it, with a
 //! near miss per image that must not be reported.
 
-use crate::common;
-
 use std::path::{Path, PathBuf};
 
 use crate::common::*;

@@ -1,12 +1,11 @@
 //! Every report on a fixture warehouse written by Vigil's own writer, the latest views across scans, and
 //! the disable rules: each criterion alone, combined, expired, and scoped elsewhere.
 
-use crate::common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::common;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use vigil::matcher::{Finding, Severity, SeveritySource};
 use vigil::model::{Coverage, CoverageStatus, Inventory, PackageType};

@@ -1,11 +1,9 @@
 //! The warehouse as other tools see it, and as a killed run leaves it: pyarrow and DuckDB read what Vigil
 //! wrote and count the same rows; a run killed anywhere in its commit leaves nothing half-visible.
 
-use crate::common;
-
 use std::path::Path;
 
-use crate::common::vigil;
+use crate::common::{self, vigil};
 use serde_json::Value;
 
 fn count(warehouse: &Path, query: &str) -> u64 {
