@@ -398,12 +398,14 @@ impl ImageRef {
                 let default = layout
                     .map(|l| l.default_repository().to_string())
                     .unwrap_or_default();
+                // A digest is checked first: it contains a colon too, and split as `repo:tag` it would
+                // name a repository `sha256`.
+                if reference.parse::<Digest>().is_ok() {
+                    return (default, reference.clone());
+                }
                 match reference.rsplit_once(':') {
                     Some((repository, tag)) if !repository.is_empty() => {
                         (repository.to_string(), tag.to_string())
-                    }
-                    _ if reference.starts_with("sha256:") || reference.starts_with("sha512:") => {
-                        (default, reference.clone())
                     }
                     _ => (default, reference.clone()),
                 }
@@ -483,6 +485,25 @@ mod tests {
         assert_eq!(
             parsed.repository_and_reference(None),
             ("library/debian".to_string(), "12".to_string())
+        );
+    }
+
+    #[test]
+    fn oci_digest_reference_is_not_read_as_a_sha256_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("oci-layout"), "{}").unwrap();
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let parsed = ImageRef::parse(&format!("oci:{}@{digest}", dir.path().display())).unwrap();
+        assert_eq!(
+            parsed,
+            ImageRef::Layout {
+                dir: dir.path().to_path_buf(),
+                reference: digest.clone()
+            }
+        );
+        assert_eq!(
+            parsed.repository_and_reference(None),
+            (String::new(), digest)
         );
     }
 }
