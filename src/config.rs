@@ -43,27 +43,46 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The file as written.
+/// The configuration file `crawl`, `scan`, `run`, `daemon`, `events` and `schedules` read when neither
+/// `--config` nor [`CONFIG_ENV`] names one.
+pub const DEFAULT_CONFIG_FILE: &str = "vigil.toml";
+
+/// The environment variable naming the configuration file: below `--config`, above the default.
+pub const CONFIG_ENV: &str = "VIGIL_CONFIG";
+
+/// The file as written. A field left out takes its value from [`ConfigFile::default`], the one place the
+/// defaults are written.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
-    #[serde(default = "default_warehouse")]
     pub warehouse: PathBuf,
-    #[serde(default = "default_advisory_db")]
     pub advisory_db: PathBuf,
-    #[serde(default = "default_schedules")]
     pub schedules: PathBuf,
     /// Where per-layer inventories are cached between runs.
-    #[serde(default = "default_cache")]
     pub cache: PathBuf,
     /// OSV ecosystems `vigil db update` downloads (their `<Ecosystem>/all.zip` exports).
-    #[serde(default = "default_advisory_ecosystems")]
     pub advisory_ecosystems: Vec<String>,
     /// Where `vigil db update` downloads from: the osv.dev export bucket or a mirror of its layout.
-    #[serde(default = "default_advisory_source")]
     pub advisory_source: String,
-    #[serde(default)]
     pub subscription: Vec<SubscriptionConfig>,
+}
+
+impl Default for ConfigFile {
+    /// The settings of a command run without a configuration file.
+    fn default() -> ConfigFile {
+        ConfigFile {
+            warehouse: PathBuf::from("./vigil-data/warehouse"),
+            advisory_db: PathBuf::from("./vigil-data/db"),
+            schedules: PathBuf::from("./schedules"),
+            cache: PathBuf::from("./vigil-data/cache"),
+            advisory_ecosystems: DEFAULT_ADVISORY_ECOSYSTEMS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            advisory_source: DEFAULT_ADVISORY_SOURCE.to_string(),
+            subscription: Vec::new(),
+        }
+    }
 }
 
 /// The ecosystems of the distros and languages Vigil inventories.
@@ -82,32 +101,8 @@ pub const DEFAULT_ADVISORY_ECOSYSTEMS: &[&str] = &[
     "RubyGems",
 ];
 
-fn default_advisory_ecosystems() -> Vec<String> {
-    DEFAULT_ADVISORY_ECOSYSTEMS
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-
 /// The public osv.dev export bucket.
 pub const DEFAULT_ADVISORY_SOURCE: &str = "https://osv-vulnerabilities.storage.googleapis.com";
-
-fn default_advisory_source() -> String {
-    DEFAULT_ADVISORY_SOURCE.to_string()
-}
-
-fn default_warehouse() -> PathBuf {
-    PathBuf::from("./vigil-data/warehouse")
-}
-fn default_advisory_db() -> PathBuf {
-    PathBuf::from("./vigil-data/db")
-}
-fn default_schedules() -> PathBuf {
-    PathBuf::from("./schedules")
-}
-fn default_cache() -> PathBuf {
-    PathBuf::from("./vigil-data/cache")
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,7 +205,8 @@ impl Default for RetryConfig {
 /// Resolved settings: paths made absolute against the config file's folder, credentials read.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub config_path: PathBuf,
+    /// The configuration file read; `None` when a command ran on the defaults.
+    pub config_path: Option<PathBuf>,
     pub warehouse: PathBuf,
     pub advisory_db: PathBuf,
     pub schedules: PathBuf,
@@ -305,6 +301,76 @@ fn glob_set(patterns: &[String]) -> Result<globset::GlobSet, globset::Error> {
     builder.build()
 }
 
+/// Which configuration file a command reads. `--config` over [`CONFIG_ENV`] is applied by clap when the
+/// arguments are parsed; this says what happens when neither is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChoice {
+    /// Commands that talk to registries (`crawl`, `scan`, `run`, `daemon`, `events`, `schedules`) need the
+    /// subscriptions: the file (by default [`DEFAULT_CONFIG_FILE`]) must exist.
+    Required(PathBuf),
+    /// Commands that read local data (`report`, `sql`, `rules`, `db`, `match`, `inventory`) work without a
+    /// file: `None` runs them on the defaults.
+    Optional(Option<PathBuf>),
+}
+
+/// Values given on the command line; each one given replaces the configuration's (CLI > file > default).
+/// Paths are taken as given, relative to the working directory.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub warehouse: Option<PathBuf>,
+    pub advisory_db: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+    pub advisory_source: Option<String>,
+    /// Empty means the configuration's list.
+    pub advisory_ecosystems: Vec<String>,
+}
+
+impl Settings {
+    /// The settings a command runs with: the command line's [`Overrides`] over the configuration file
+    /// `choice` names (or the defaults) — the one place the layers are merged. `env` looks up
+    /// environment variables for credentials (a parameter so tests need not mutate the process
+    /// environment).
+    pub fn resolve(
+        choice: ConfigChoice,
+        overrides: Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut settings = match choice {
+            ConfigChoice::Required(path) | ConfigChoice::Optional(Some(path)) => load(&path, env)?,
+            ConfigChoice::Optional(None) => {
+                resolve(ConfigFile::default(), None, Path::new(""), env)?
+            }
+        };
+        settings.apply(overrides);
+        Ok(settings)
+    }
+
+    fn apply(&mut self, overrides: Overrides) {
+        let Overrides {
+            warehouse,
+            advisory_db,
+            cache,
+            advisory_source,
+            advisory_ecosystems,
+        } = overrides;
+        if let Some(warehouse) = warehouse {
+            self.warehouse = warehouse;
+        }
+        if let Some(advisory_db) = advisory_db {
+            self.advisory_db = advisory_db;
+        }
+        if let Some(cache) = cache {
+            self.cache = cache;
+        }
+        if let Some(advisory_source) = advisory_source {
+            self.advisory_source = advisory_source;
+        }
+        if !advisory_ecosystems.is_empty() {
+            self.advisory_ecosystems = advisory_ecosystems;
+        }
+    }
+}
+
 /// Reads and resolves a config file. `env` looks up environment variables (a parameter so tests need not
 /// mutate the process environment).
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
@@ -320,7 +386,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
         path: path.to_path_buf(),
         message: describe_toml_error(&text, &err),
     })?;
-    resolve(file, path, &base, env)
+    resolve(file, Some(path), &base, env)
 }
 
 /// Parses config text (for the embedded demo config and tests); relative paths resolve against `base`.
@@ -334,7 +400,7 @@ pub fn load_str(
         path: name.to_path_buf(),
         message: describe_toml_error(text, &err),
     })?;
-    resolve(file, name, base, env)
+    resolve(file, Some(name), base, env)
 }
 
 /// The toml error with its line number stated plainly (toml reports a byte span).
@@ -349,30 +415,62 @@ fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
     }
 }
 
+/// Relative paths in the file are relative to the file's folder, so a config works from any directory.
+/// (`base` is empty for the defaults, which stay relative to the working directory.)
+fn absolute(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+/// Checks a parsed file and resolves it into settings; `config_path` is `None` for the defaults.
 fn resolve(
     file: ConfigFile,
-    config_path: &Path,
+    config_path: Option<&Path>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
-        path: config_path.to_path_buf(),
+        path: config_path.unwrap_or(Path::new("")).to_path_buf(),
         message,
     };
-    let absolute = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
+    check_advisory_settings(&file).map_err(&invalid)?;
+    let config_cache = absolute(base, &file.cache).join("configs");
+    let mut subscription_ids = BTreeSet::new();
+    let mut subscriptions = Vec::new();
+    for sub in file.subscription {
+        if !subscription_ids.insert(sub.id.clone()) {
+            return Err(invalid(format!(
+                "subscription id {:?} is used twice",
+                sub.id
+            )));
         }
-    };
+        subscriptions.push(resolve_subscription(sub, base, &config_cache, env).map_err(&invalid)?);
+    }
+    Ok(Settings {
+        config_path: config_path.map(Path::to_path_buf),
+        warehouse: absolute(base, &file.warehouse),
+        advisory_db: absolute(base, &file.advisory_db),
+        schedules: absolute(base, &file.schedules),
+        cache: absolute(base, &file.cache),
+        advisory_ecosystems: file.advisory_ecosystems,
+        advisory_source: file.advisory_source,
+        subscriptions,
+    })
+}
+
+/// Where `vigil db update` downloads from and what: an http(s) URL and ecosystem names that are safe as
+/// path segments.
+fn check_advisory_settings(file: &ConfigFile) -> Result<(), String> {
     match url::Url::parse(&file.advisory_source) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {}
         _ => {
-            return Err(invalid(format!(
+            return Err(format!(
                 "advisory_source {:?} is not an http(s) URL",
                 file.advisory_source
-            )))
+            ))
         }
     }
     if let Some(bad) = file
@@ -380,87 +478,80 @@ fn resolve(
         .iter()
         .find(|e| e.is_empty() || e.contains(['/', '\\']) || e.starts_with('.'))
     {
-        return Err(invalid(format!(
+        return Err(format!(
             "advisory_ecosystems: {bad:?} is not an ecosystem name"
-        )));
+        ));
     }
-    let mut subscription_ids = BTreeSet::new();
-    let mut subscriptions = Vec::new();
-    for sub in file.subscription {
-        check_name("subscription id", &sub.id).map_err(&invalid)?;
-        if !subscription_ids.insert(sub.id.clone()) {
-            return Err(invalid(format!(
-                "subscription id {:?} is used twice",
-                sub.id
-            )));
+    Ok(())
+}
+
+/// One subscription: its id checked, its registries' names unique within it.
+fn resolve_subscription(
+    sub: SubscriptionConfig,
+    base: &Path,
+    config_cache: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Subscription, String> {
+    check_name("subscription id", &sub.id)?;
+    let mut names = BTreeSet::new();
+    let mut registries = Vec::new();
+    for reg in sub.registry {
+        check_name("registry name", &reg.name)?;
+        if !names.insert(reg.name.clone()) {
+            return Err(format!(
+                "registry name {:?} is used twice in subscription {:?}",
+                reg.name, sub.id
+            ));
         }
-        let mut names = BTreeSet::new();
-        let mut registries = Vec::new();
-        for reg in sub.registry {
-            let context = format!("subscription {:?} registry {:?}", sub.id, reg.name);
-            check_name("registry name", &reg.name).map_err(&invalid)?;
-            if !names.insert(reg.name.clone()) {
-                return Err(invalid(format!(
-                    "registry name {:?} is used twice in subscription {:?}",
-                    reg.name, sub.id
-                )));
-            }
-            let endpoint = parse_endpoint(&reg.url, reg.insecure_http, base)
-                .map_err(|m| invalid(format!("{context}: {m}")))?;
-            let credentials = resolve_credentials(&reg.auth, &endpoint, env)
-                .map_err(|m| invalid(format!("{context}: {m}")))?;
-            if reg.max_concurrency == 0 {
-                return Err(invalid(format!(
-                    "{context}: max_concurrency must be at least 1"
-                )));
-            }
-            if !(1..=1000).contains(&reg.page_size) {
-                return Err(invalid(format!("{context}: page_size must be 1 to 1000")));
-            }
-            if reg.retry.max_attempts == 0 {
-                return Err(invalid(format!(
-                    "{context}: retry.max_attempts must be at least 1"
-                )));
-            }
-            let repositories = if reg.repositories.is_empty() {
-                None
-            } else {
-                Some(
-                    glob_set(&reg.repositories)
-                        .map_err(|e| invalid(format!("{context}: repositories: {e}")))?,
-                )
-            };
-            let platforms = glob_set(&reg.platforms)
-                .map_err(|e| invalid(format!("{context}: platforms: {e}")))?;
-            registries.push(RegistrySettings {
-                subscription: sub.id.clone(),
-                name: reg.name,
-                endpoint,
-                credentials,
-                ca_file: reg.ca_file.as_deref().map(absolute),
-                max_concurrency: reg.max_concurrency,
-                repositories,
-                page_size: reg.page_size,
-                platforms,
-                retry: reg.retry,
-                timeout: std::time::Duration::from_secs(reg.timeout_secs.max(1)),
-                config_cache: Some(absolute(&file.cache).join("configs")),
-            });
-        }
-        subscriptions.push(Subscription {
-            id: sub.id,
-            registries,
-        });
+        let context = format!("subscription {:?} registry {:?}", sub.id, reg.name);
+        let registry = resolve_registry(reg, &sub.id, base, config_cache, env)
+            .map_err(|message| format!("{context}: {message}"))?;
+        registries.push(registry);
     }
-    Ok(Settings {
-        config_path: config_path.to_path_buf(),
-        warehouse: absolute(&file.warehouse),
-        advisory_db: absolute(&file.advisory_db),
-        schedules: absolute(&file.schedules),
-        cache: absolute(&file.cache),
-        advisory_ecosystems: file.advisory_ecosystems,
-        advisory_source: file.advisory_source,
-        subscriptions,
+    Ok(Subscription {
+        id: sub.id,
+        registries,
+    })
+}
+
+/// One registry: endpoint, credentials, limits and globs checked and resolved.
+fn resolve_registry(
+    reg: RegistryConfig,
+    subscription: &str,
+    base: &Path,
+    config_cache: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RegistrySettings, String> {
+    let endpoint = parse_endpoint(&reg.url, reg.insecure_http, base)?;
+    let credentials = resolve_credentials(&reg.auth, &endpoint, env)?;
+    if reg.max_concurrency == 0 {
+        return Err("max_concurrency must be at least 1".into());
+    }
+    if !(1..=1000).contains(&reg.page_size) {
+        return Err("page_size must be 1 to 1000".into());
+    }
+    if reg.retry.max_attempts == 0 {
+        return Err("retry.max_attempts must be at least 1".into());
+    }
+    let repositories = if reg.repositories.is_empty() {
+        None
+    } else {
+        Some(glob_set(&reg.repositories).map_err(|e| format!("repositories: {e}"))?)
+    };
+    let platforms = glob_set(&reg.platforms).map_err(|e| format!("platforms: {e}"))?;
+    Ok(RegistrySettings {
+        subscription: subscription.to_string(),
+        name: reg.name,
+        endpoint,
+        credentials,
+        ca_file: reg.ca_file.as_deref().map(|path| absolute(base, path)),
+        max_concurrency: reg.max_concurrency,
+        repositories,
+        page_size: reg.page_size,
+        platforms,
+        retry: reg.retry,
+        timeout: std::time::Duration::from_secs(reg.timeout_secs.max(1)),
+        config_cache: Some(config_cache.to_path_buf()),
     })
 }
 

@@ -1,37 +1,21 @@
 //! `vigil db import|update|status` and `vigil match`: the advisory database and matching without a registry.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use vigil::cli::{DbCommand, DbLocation, MatchArgs, OutputFormat};
-use vigil::config::{self, Settings};
+use vigil::config::Overrides;
 use vigil::matcher::{match_inventory, MatchOutput};
 use vigil::model::Inventory;
 use vigil::vulndb::{self, Database, ImportReport};
 
 use super::output::write_table;
 
-/// The DB directory and, when given, the settings it came from.
-fn locate(location: &DbLocation) -> anyhow::Result<(PathBuf, Option<Settings>)> {
-    let settings = location
-        .config
-        .as_deref()
-        .map(super::load_settings)
-        .transpose()?;
-    let dir = location
-        .db
-        .clone()
-        .or_else(|| settings.as_ref().map(|s| s.advisory_db.clone()))
-        .unwrap_or_else(|| PathBuf::from("./vigil-data/db"));
-    Ok((dir, settings))
-}
-
 pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
     match command {
         DbCommand::Import { paths, location } => {
-            let (dir, _) = locate(&location)?;
+            let dir = super::db_settings(&location, Overrides::default())?.advisory_db;
             let result = tokio::task::spawn_blocking(move || vulndb::import(&dir, &paths))
                 .await
                 .context("import task failed")?;
@@ -42,26 +26,25 @@ pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
             ecosystems,
             location,
         } => {
-            let (dir, settings) = locate(&location)?;
-            let source = source
-                .or_else(|| settings.as_ref().map(|s| s.advisory_source.clone()))
-                .unwrap_or_else(|| config::DEFAULT_ADVISORY_SOURCE.to_string());
-            let ecosystems = if ecosystems.is_empty() {
-                settings.map(|s| s.advisory_ecosystems).unwrap_or_else(|| {
-                    config::DEFAULT_ADVISORY_ECOSYSTEMS
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect()
-                })
-            } else {
-                ecosystems
-            };
+            let settings = super::db_settings(
+                &location,
+                Overrides {
+                    advisory_source: source,
+                    advisory_ecosystems: ecosystems,
+                    ..Overrides::default()
+                },
+            )?;
             Ok(print_import(
-                vulndb::update(&dir, &source, &ecosystems).await,
+                vulndb::update(
+                    &settings.advisory_db,
+                    &settings.advisory_source,
+                    &settings.advisory_ecosystems,
+                )
+                .await,
             ))
         }
         DbCommand::Status { location, format } => {
-            let (dir, _) = locate(&location)?;
+            let dir = super::db_settings(&location, Overrides::default())?.advisory_db;
             let db = match Database::open(&dir) {
                 Ok(db) => db,
                 Err(err) => {
@@ -149,7 +132,7 @@ fn read_inventories(path: &std::path::Path) -> anyhow::Result<Vec<Inventory>> {
 
 pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let inventories = read_inventories(&args.inventory)?;
-    let (dir, _) = locate(&args.location)?;
+    let dir = super::db_settings(&args.location, Overrides::default())?.advisory_db;
     let db = match Database::open(&dir) {
         Ok(db) => db,
         Err(err) => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use vigil::cli::{InventoryArgs, OutputFormat};
+use vigil::config::{ConfigChoice, Overrides};
 use vigil::inventory::{inventory_reference, ImageRef, Inventorier};
 use vigil::model::{CoverageStatus, Inventory};
 use vigil::registry::Source;
@@ -13,19 +14,20 @@ use vigil::registry::Source;
 use super::output::write_table;
 
 pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
-    let settings = args
-        .config
-        .as_deref()
-        .map(super::load_settings)
-        .transpose()?;
+    let settings = super::settings(
+        ConfigChoice::Optional(args.config.clone()),
+        Overrides {
+            cache: args.cache.clone(),
+            ..Overrides::default()
+        },
+    )?;
     let image = ImageRef::parse(&args.image).map_err(anyhow::Error::msg)?;
     let registry = image
-        .registry_settings(settings.as_ref(), args.insecure_http)
+        .registry_settings(Some(&settings), args.insecure_http)
         .map_err(anyhow::Error::msg)?;
-    let cache = args
-        .cache
-        .clone()
-        .or_else(|| settings.as_ref().map(|s| s.cache.clone()));
+    // Unlike the commands that scan, a one-off look leaves no cache behind unless asked to: the layer
+    // cache is `--cache`, else the configuration file's, else none.
+    let cache = (args.cache.is_some() || settings.config_path.is_some()).then_some(settings.cache);
     let inventorier = Inventorier::new(cache.as_deref()).context("cannot open the layer cache")?;
     let registry = Arc::new(registry);
     let source = match Source::connect(registry.clone()).await {
