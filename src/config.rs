@@ -19,8 +19,112 @@ pub enum ConfigError {
     },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// The reason is part of the message, not a source, so it is printed once.
+    #[error("invalid config {path}: {error}")]
+    Invalid { path: PathBuf, error: SettingError },
+}
+
+/// Which value of the file is refused, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    #[error("advisory_source {0:?} is not an http(s) URL")]
+    AdvisorySource(String),
+    #[error("advisory_ecosystems: {0:?} is not an ecosystem name")]
+    AdvisoryEcosystem(String),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("subscription id {0:?} is used twice")]
+    SubscriptionTwice(String),
+    #[error("registry name {registry:?} is used twice in subscription {subscription:?}")]
+    RegistryTwice {
+        subscription: String,
+        registry: String,
+    },
+    #[error("subscription {subscription:?} registry {registry:?}: {error}")]
+    Registry {
+        subscription: String,
+        registry: String,
+        error: RegistryConfigError,
+    },
+}
+
+/// A subscription id or registry name outside the safe alphabet (they become partition values and file
+/// names).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {name:?} must be 1-128 characters of letters, digits, '-', '_' or '.', not starting with '.'")]
+pub struct NameError {
+    pub what: &'static str,
+    pub name: String,
+}
+
+/// What is wrong with one `[[subscription.registry]]`.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryConfigError {
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("max_concurrency must be at least 1")]
+    MaxConcurrency,
+    #[error("page_size must be 1 to 1000")]
+    PageSize,
+    #[error("retry.max_attempts must be at least 1")]
+    MaxAttempts,
+    #[error("repositories: {0}")]
+    Repositories(globset::Error),
+    #[error("platforms: {0}")]
+    Platforms(globset::Error),
+}
+
+/// Why a registry `url` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("oci: URL names no directory")]
+    NoLayoutDirectory,
+    #[error("invalid url {text:?}: {source}")]
+    Url {
+        text: String,
+        source: url::ParseError,
+    },
+    #[error("url {0:?} is plain HTTP; set insecure_http = true to allow it for this registry")]
+    PlainHttp(String),
+    #[error("url {text:?} has unsupported scheme {scheme:?}")]
+    Scheme { text: String, scheme: String },
+    #[error("url {0:?} has no host")]
+    NoHost(String),
+    #[error("url must not contain credentials; use auth instead")]
+    Credentials,
+    #[error("url {0:?} must not have a path")]
+    Path(String),
+}
+
+/// Why a registry's credentials cannot be read. Never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("environment variable {0} is not set or empty")]
+    Unset(String),
+    #[error("docker-config auth applies to HTTP registries only")]
+    DockerConfigNotHttp,
+    #[error("cannot locate docker config.json")]
+    NoDockerConfig,
+    #[error("cannot read docker config {}: {source}", path.display())]
+    ReadDockerConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid docker config {}: {source}", path.display())]
+    ParseDockerConfig {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("docker config {} has no auths entry for {host}", path.display())]
+    NoAuthsEntry { path: PathBuf, host: String },
+    #[error("docker config entry for {0} has no credentials")]
+    NoCredentials(String),
+    #[error("docker config entry for {0}: auth is not base64 of user:password")]
+    NotBase64(String),
+    #[error("docker config entry for {0}: auth is not user:password")]
+    NotUserPassword(String),
 }
 
 /// A value that must never be printed: passwords and tokens.
@@ -432,9 +536,9 @@ fn resolve(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
+    let invalid = |error: SettingError| ConfigError::Invalid {
         path: config_path.unwrap_or(Path::new("")).to_path_buf(),
-        message,
+        error,
     };
     check_advisory_settings(&file).map_err(&invalid)?;
     let config_cache = absolute(base, &file.cache).join("configs");
@@ -442,10 +546,7 @@ fn resolve(
     let mut subscriptions = Vec::new();
     for sub in file.subscription {
         if !subscription_ids.insert(sub.id.clone()) {
-            return Err(invalid(format!(
-                "subscription id {:?} is used twice",
-                sub.id
-            )));
+            return Err(invalid(SettingError::SubscriptionTwice(sub.id)));
         }
         subscriptions.push(resolve_subscription(sub, base, &config_cache, env).map_err(&invalid)?);
     }
@@ -463,24 +564,17 @@ fn resolve(
 
 /// Where `vigil db update` downloads from and what: an http(s) URL and ecosystem names that are safe as
 /// path segments.
-fn check_advisory_settings(file: &ConfigFile) -> Result<(), String> {
+fn check_advisory_settings(file: &ConfigFile) -> Result<(), SettingError> {
     match url::Url::parse(&file.advisory_source) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-        _ => {
-            return Err(format!(
-                "advisory_source {:?} is not an http(s) URL",
-                file.advisory_source
-            ))
-        }
+        _ => return Err(SettingError::AdvisorySource(file.advisory_source.clone())),
     }
     if let Some(bad) = file
         .advisory_ecosystems
         .iter()
         .find(|e| e.is_empty() || e.contains(['/', '\\']) || e.starts_with('.'))
     {
-        return Err(format!(
-            "advisory_ecosystems: {bad:?} is not an ecosystem name"
-        ));
+        return Err(SettingError::AdvisoryEcosystem(bad.clone()));
     }
     Ok(())
 }
@@ -491,21 +585,27 @@ fn resolve_subscription(
     base: &Path,
     config_cache: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Subscription, String> {
+) -> Result<Subscription, SettingError> {
     check_name("subscription id", &sub.id)?;
     let mut names = BTreeSet::new();
     let mut registries = Vec::new();
     for reg in sub.registry {
         check_name("registry name", &reg.name)?;
         if !names.insert(reg.name.clone()) {
-            return Err(format!(
-                "registry name {:?} is used twice in subscription {:?}",
-                reg.name, sub.id
-            ));
+            return Err(SettingError::RegistryTwice {
+                subscription: sub.id,
+                registry: reg.name,
+            });
         }
-        let context = format!("subscription {:?} registry {:?}", sub.id, reg.name);
-        let registry = resolve_registry(reg, &sub.id, base, config_cache, env)
-            .map_err(|message| format!("{context}: {message}"))?;
+        let registry_name = reg.name.clone();
+        let registry =
+            resolve_registry(reg, &sub.id, base, config_cache, env).map_err(|error| {
+                SettingError::Registry {
+                    subscription: sub.id.clone(),
+                    registry: registry_name,
+                    error,
+                }
+            })?;
         registries.push(registry);
     }
     Ok(Subscription {
@@ -521,24 +621,24 @@ fn resolve_registry(
     base: &Path,
     config_cache: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<RegistrySettings, String> {
+) -> Result<RegistrySettings, RegistryConfigError> {
     let endpoint = parse_endpoint(&reg.url, reg.insecure_http, base)?;
     let credentials = resolve_credentials(&reg.auth, &endpoint, env)?;
     if reg.max_concurrency == 0 {
-        return Err("max_concurrency must be at least 1".into());
+        return Err(RegistryConfigError::MaxConcurrency);
     }
     if !(1..=1000).contains(&reg.page_size) {
-        return Err("page_size must be 1 to 1000".into());
+        return Err(RegistryConfigError::PageSize);
     }
     if reg.retry.max_attempts == 0 {
-        return Err("retry.max_attempts must be at least 1".into());
+        return Err(RegistryConfigError::MaxAttempts);
     }
     let repositories = if reg.repositories.is_empty() {
         None
     } else {
-        Some(glob_set(&reg.repositories).map_err(|e| format!("repositories: {e}"))?)
+        Some(glob_set(&reg.repositories).map_err(RegistryConfigError::Repositories)?)
     };
-    let platforms = glob_set(&reg.platforms).map_err(|e| format!("platforms: {e}"))?;
+    let platforms = glob_set(&reg.platforms).map_err(RegistryConfigError::Platforms)?;
     Ok(RegistrySettings {
         subscription: subscription.to_string(),
         name: reg.name,
@@ -556,7 +656,7 @@ fn resolve_registry(
 }
 
 /// Names become partition values and file names: keep them to a safe alphabet.
-fn check_name(what: &str, name: &str) -> Result<(), String> {
+fn check_name(what: &'static str, name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -566,17 +666,22 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{what} {name:?} must be 1-128 characters of letters, digits, '-', '_' or '.', not starting with '.'"
-        ))
+        Err(NameError {
+            what,
+            name: name.to_string(),
+        })
     }
 }
 
 /// Parses a registry `url`: `oci:PATH`, `https://host[:port]`, or `http://...` when allowed.
-pub fn parse_endpoint(text: &str, insecure_http: bool, base: &Path) -> Result<Endpoint, String> {
+pub fn parse_endpoint(
+    text: &str,
+    insecure_http: bool,
+    base: &Path,
+) -> Result<Endpoint, EndpointError> {
     if let Some(path) = text.strip_prefix("oci:") {
         if path.is_empty() {
-            return Err("oci: URL names no directory".into());
+            return Err(EndpointError::NoLayoutDirectory);
         }
         let path = Path::new(path);
         return Ok(Endpoint::Layout(if path.is_absolute() {
@@ -585,25 +690,29 @@ pub fn parse_endpoint(text: &str, insecure_http: bool, base: &Path) -> Result<En
             base.join(path)
         }));
     }
-    let url = url::Url::parse(text).map_err(|e| format!("invalid url {text:?}: {e}"))?;
+    let url = url::Url::parse(text).map_err(|source| EndpointError::Url {
+        text: text.to_string(),
+        source,
+    })?;
     match url.scheme() {
         "https" => {}
         "http" if insecure_http => {}
-        "http" => {
-            return Err(format!(
-                "url {text:?} is plain HTTP; set insecure_http = true to allow it for this registry"
-            ))
+        "http" => return Err(EndpointError::PlainHttp(text.to_string())),
+        other => {
+            return Err(EndpointError::Scheme {
+                text: text.to_string(),
+                scheme: other.to_string(),
+            })
         }
-        other => return Err(format!("url {text:?} has unsupported scheme {other:?}")),
     }
     if url.host_str().is_none() {
-        return Err(format!("url {text:?} has no host"));
+        return Err(EndpointError::NoHost(text.to_string()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("url must not contain credentials; use auth instead".into());
+        return Err(EndpointError::Credentials);
     }
     if url.path() != "/" && !url.path().is_empty() {
-        return Err(format!("url {text:?} must not have a path"));
+        return Err(EndpointError::Path(text.to_string()));
     }
     Ok(Endpoint::Http(url))
 }
@@ -612,12 +721,12 @@ fn resolve_credentials(
     auth: &AuthConfig,
     endpoint: &Endpoint,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, CredentialsError> {
     let from_env = |var: &str| {
         env(var)
             .filter(|v| !v.is_empty())
             .map(Secret::new)
-            .ok_or_else(|| format!("environment variable {var} is not set or empty"))
+            .ok_or_else(|| CredentialsError::Unset(var.to_string()))
     };
     match auth {
         AuthConfig::Anonymous => Ok(Credentials::Anonymous),
@@ -633,14 +742,14 @@ fn resolve_credentials(
         }),
         AuthConfig::DockerConfig { path } => {
             let Endpoint::Http(url) = endpoint else {
-                return Err("docker-config auth applies to HTTP registries only".into());
+                return Err(CredentialsError::DockerConfigNotHttp);
             };
             let path = match path {
                 Some(p) => p.clone(),
                 None => match (env("DOCKER_CONFIG"), env("HOME")) {
                     (Some(dir), _) => Path::new(&dir).join("config.json"),
                     (None, Some(home)) => Path::new(&home).join(".docker/config.json"),
-                    (None, None) => return Err("cannot locate docker config.json".into()),
+                    (None, None) => return Err(CredentialsError::NoDockerConfig),
                 },
             };
             docker_config_credentials(&path, url)
@@ -663,12 +772,18 @@ struct DockerAuthEntry {
 }
 
 /// Looks the registry's `host[:port]` up in a docker `config.json`'s `auths`.
-fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials, String> {
+fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials, CredentialsError> {
     use base64::Engine as _;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read docker config {}: {e}", path.display()))?;
-    let config: DockerConfigJson = serde_json::from_str(&text)
-        .map_err(|e| format!("invalid docker config {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| CredentialsError::ReadDockerConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let config: DockerConfigJson =
+        serde_json::from_str(&text).map_err(|source| CredentialsError::ParseDockerConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_string(),
@@ -683,11 +798,9 @@ fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials,
             key.split('/').next() == Some(host.as_str())
         })
         .map(|(_, entry)| entry)
-        .ok_or_else(|| {
-            format!(
-                "docker config {} has no auths entry for {host}",
-                path.display()
-            )
+        .ok_or_else(|| CredentialsError::NoAuthsEntry {
+            path: path.to_path_buf(),
+            host: host.clone(),
         })?;
     if let Some(token) = &entry.identitytoken {
         return Ok(Credentials::Bearer {
@@ -703,17 +816,15 @@ fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials,
     let encoded = entry
         .auth
         .as_deref()
-        .ok_or_else(|| format!("docker config entry for {host} has no credentials"))?;
+        .ok_or_else(|| CredentialsError::NoCredentials(host.clone()))?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| {
-            format!("docker config entry for {host}: auth is not base64 of user:password")
-        })?;
+        .ok_or_else(|| CredentialsError::NotBase64(host.clone()))?;
     let (username, password) = decoded
         .split_once(':')
-        .ok_or_else(|| format!("docker config entry for {host}: auth is not user:password"))?;
+        .ok_or_else(|| CredentialsError::NotUserPassword(host.clone()))?;
     Ok(Credentials::Basic {
         username: username.to_string(),
         password: Secret::new(password.to_string()),
@@ -779,6 +890,62 @@ url = "oci:layouts/demo"
             Endpoint::Layout(PathBuf::from("/etc/vigil/layouts/demo"))
         );
         assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn resolve_layers_cli_over_file_over_defaults() {
+        let defaults =
+            Settings::resolve(ConfigChoice::Optional(None), Overrides::default(), &no_env).unwrap();
+        assert_eq!(defaults.config_path, None);
+        assert_eq!(defaults.warehouse, Path::new("./vigil-data/warehouse"));
+        assert_eq!(defaults.advisory_db, Path::new("./vigil-data/db"));
+        assert_eq!(defaults.cache, Path::new("./vigil-data/cache"));
+        assert_eq!(defaults.advisory_source, DEFAULT_ADVISORY_SOURCE);
+        assert_eq!(
+            defaults.advisory_ecosystems.len(),
+            DEFAULT_ADVISORY_ECOSYSTEMS.len()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(
+            &path,
+            "warehouse = \"w\"\nadvisory_db = \"d\"\nadvisory_ecosystems = [\"Debian\"]\n",
+        )
+        .unwrap();
+        let file = Settings::resolve(
+            ConfigChoice::Optional(Some(path.clone())),
+            Overrides::default(),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(file.config_path.as_deref(), Some(path.as_path()));
+        assert_eq!(file.warehouse, dir.path().join("w"));
+        assert_eq!(file.advisory_db, dir.path().join("d"));
+        assert_eq!(file.cache, dir.path().join("./vigil-data/cache"));
+        assert_eq!(file.advisory_ecosystems, ["Debian"]);
+
+        let overridden = Settings::resolve(
+            ConfigChoice::Required(path),
+            Overrides {
+                warehouse: Some(PathBuf::from("elsewhere")),
+                advisory_ecosystems: vec!["Alpine".into()],
+                ..Overrides::default()
+            },
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(overridden.warehouse, Path::new("elsewhere"));
+        assert_eq!(overridden.advisory_db, dir.path().join("d"));
+        assert_eq!(overridden.advisory_ecosystems, ["Alpine"]);
+
+        let missing = Settings::resolve(
+            ConfigChoice::Required(dir.path().join("absent.toml")),
+            Overrides::default(),
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(matches!(missing, ConfigError::Read { .. }), "{missing}");
     }
 
     #[test]

@@ -21,10 +21,8 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
             ..Overrides::default()
         },
     )?;
-    let image = ImageRef::parse(&args.image).map_err(anyhow::Error::msg)?;
-    let registry = image
-        .registry_settings(Some(&settings), args.insecure_http)
-        .map_err(anyhow::Error::msg)?;
+    let image = ImageRef::parse(&args.image)?;
+    let registry = image.registry_settings(Some(&settings), args.insecure_http)?;
     // Unlike the commands that scan, a one-off look leaves no cache behind unless asked to: the layer
     // cache is `--cache`, else the configuration file's, else none.
     let cache = (args.cache.is_some() || settings.config_path.is_some()).then_some(settings.cache);
