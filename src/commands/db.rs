@@ -1,6 +1,7 @@
 //! `vigil db import|update|status` and `vigil match`: the advisory database and matching without a registry.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -116,30 +117,55 @@ fn print_import(result: Result<ImportReport, vulndb::DbError>) -> ExitCode {
     }
 }
 
+/// Why an inventory file given to `vigil match` cannot be read: a usage error (exit 2). The cause is the
+/// error's source, printed after it.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryFileError {
+    #[error("cannot read inventory {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not JSON", path.display())]
+    NotJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{} is not a vigil inventory", path.display())]
+    NotInventory {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
 /// Reads an inventory file: one inventory object or an array of them.
-fn read_inventories(path: &std::path::Path) -> anyhow::Result<Vec<Inventory>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read inventory {}", path.display()))?;
+fn read_inventories(path: &Path) -> Result<Vec<Inventory>, InventoryFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        serde_json::from_str(&text).map_err(|source| InventoryFileError::NotJson {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let inventories = if value.is_array() {
         serde_json::from_value(value)
     } else {
         serde_json::from_value(value).map(|one| vec![one])
     };
-    inventories.with_context(|| format!("{} is not a vigil inventory", path.display()))
+    inventories.map_err(|source| InventoryFileError::NotInventory {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let inventories = read_inventories(&args.inventory)?;
     let dir = super::db_settings(&args.location, Overrides::default())?.advisory_db;
-    let db = match Database::open(&dir) {
-        Ok(db) => db,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(1));
-        }
-    };
+    // Matching cannot be done without the DB: exit 3 (see `failure`), unlike `db status`, whose answer
+    // "no usable DB" is exit 1.
+    let db = Database::open(&dir)?;
     let outputs: Vec<MatchOutput> = inventories
         .iter()
         .map(|inventory| match_inventory(&db, inventory))

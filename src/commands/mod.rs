@@ -4,6 +4,7 @@
 pub mod crawl;
 pub mod db;
 pub mod events;
+pub mod failure;
 pub mod inventory;
 pub mod output;
 pub mod report;
