@@ -107,17 +107,17 @@ pub enum CredentialsError {
     DockerConfigNotHttp,
     #[error("cannot locate docker config.json")]
     NoDockerConfig,
-    #[error("cannot read docker config {}: {source}", path.display())]
+    #[error("cannot read docker config {path}: {source}")]
     ReadDockerConfig {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid docker config {}: {source}", path.display())]
+    #[error("invalid docker config {path}: {source}")]
     ParseDockerConfig {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("docker config {} has no auths entry for {host}", path.display())]
+    #[error("docker config {path} has no auths entry for {host}")]
     NoAuthsEntry { path: PathBuf, host: String },
     #[error("docker config entry for {0} has no credentials")]
     NoCredentials(String),

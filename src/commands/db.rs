@@ -121,17 +121,17 @@ fn print_import(result: Result<ImportReport, vulndb::DbError>) -> ExitCode {
 /// error's source, printed after it.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryFileError {
-    #[error("cannot read inventory {}", path.display())]
+    #[error("cannot read inventory {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} is not JSON", path.display())]
+    #[error("{path} is not JSON")]
     NotJson {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{} is not a vigil inventory", path.display())]
+    #[error("{path} is not a vigil inventory")]
     NotInventory {
         path: PathBuf,
         source: serde_json::Error,
