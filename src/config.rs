@@ -40,11 +40,12 @@ pub enum SettingError {
         subscription: String,
         registry: String,
     },
+    /// Boxed: the reasons are large, and `Result<_, ConfigError>` should stay small.
     #[error("subscription {subscription:?} registry {registry:?}: {error}")]
     Registry {
         subscription: String,
         registry: String,
-        error: RegistryConfigError,
+        error: Box<RegistryConfigError>,
     },
 }
 
@@ -603,7 +604,7 @@ fn resolve_subscription(
                 SettingError::Registry {
                     subscription: sub.id.clone(),
                     registry: registry_name,
-                    error,
+                    error: Box::new(error),
                 }
             })?;
         registries.push(registry);
