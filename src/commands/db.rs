@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use vigil::cli::{DbCommand, DbLocation, MatchArgs, OutputFormat};
+use vigil::cli::{DbCommand, MatchArgs, OutputFormat};
 use vigil::config::Overrides;
 use vigil::matcher::{match_inventory, MatchOutput};
 use vigil::model::Inventory;
