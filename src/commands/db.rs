@@ -50,7 +50,7 @@ pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
                 Ok(db) => db,
                 Err(err) => {
                     eprintln!("error: {err}");
-                    return Ok(ExitCode::from(1));
+                    return Ok(ExitCode::from(super::failure::PARTIAL));
                 }
             };
             let status = db.status();
@@ -112,7 +112,7 @@ fn print_import(result: Result<ImportReport, vulndb::DbError>) -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(1)
+            ExitCode::from(super::failure::PARTIAL)
         }
     }
 }

@@ -32,7 +32,7 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         Ok(source) => source,
         Err(err) => {
             eprintln!("failed: {}: {err}", args.image);
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(super::failure::PARTIAL));
         }
     };
     let layout = match &source {
@@ -52,7 +52,7 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         Ok(result) => result,
         Err(err) => {
             eprintln!("failed: {}: {err}", args.image);
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(super::failure::PARTIAL));
         }
     };
     for record in &skipped {
@@ -87,7 +87,7 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .any(|i| i.coverage.status == CoverageStatus::Failed);
     Ok(if failed {
-        ExitCode::from(1)
+        ExitCode::from(super::failure::PARTIAL)
     } else {
         ExitCode::SUCCESS
     })
