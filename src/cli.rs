@@ -1,8 +1,11 @@
-//! Command-line arguments (clap): the raw `*Args`, resolved into settings by the command layer. No I/O here.
+//! Command-line arguments (clap): the raw `*Args`, resolved into [`crate::config::Settings`] by
+//! `Settings::resolve` in the command layer. No I/O here.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{CONFIG_ENV, DEFAULT_CONFIG_FILE};
 
 /// Vigil keeps watch over OCI container registries.
 #[derive(Debug, Parser)]
@@ -82,7 +85,7 @@ pub struct RunArgs {
     /// The schedule's name (its file in the schedules folder, without `.toml`).
     #[arg(long)]
     pub schedule: String,
-    #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+    #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
     pub config: PathBuf,
     /// When another run of the same registries is under way, wait for it instead of skipping.
     #[arg(long)]
@@ -91,7 +94,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+    #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
     pub config: PathBuf,
     /// Also receive registry webhooks on this address (`/events/SUBSCRIPTION/REGISTRY`).
     #[arg(long, requires = "token_env")]
@@ -105,7 +108,7 @@ pub struct DaemonArgs {
 pub enum SchedulesCommand {
     /// Each schedule with its cron, time zone, scope, policy and next three fire times.
     List {
-        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
         config: PathBuf,
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
@@ -113,7 +116,7 @@ pub enum SchedulesCommand {
     /// A systemd `.service` and `.timer` pair running one schedule.
     Systemd {
         name: String,
-        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
         config: PathBuf,
         /// The vigil binary the units run (default: this one).
         #[arg(long)]
@@ -121,7 +124,7 @@ pub enum SchedulesCommand {
     },
     /// Crontab lines running every schedule.
     Crontab {
-        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
         config: PathBuf,
         #[arg(long)]
         binary: Option<PathBuf>,
@@ -133,7 +136,7 @@ pub enum EventsCommand {
     /// Receive a registry's notification webhooks at `http://LISTEN/events/SUBSCRIPTION/REGISTRY` and store
     /// each manifest push and pull in the `activity` table before answering.
     Serve {
-        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
         config: PathBuf,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:5080")]
@@ -145,7 +148,7 @@ pub enum EventsCommand {
     /// Load notification envelopes (one JSON document per line) of one registry into `activity`.
     Import {
         file: PathBuf,
-        #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+        #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
         config: PathBuf,
         #[arg(long)]
         subscription: String,
@@ -154,11 +157,12 @@ pub enum EventsCommand {
     },
 }
 
-/// Where the warehouse is: `--warehouse`, else the configuration's `warehouse`, else
-/// `./vigil-data/warehouse`.
+/// Where the warehouse is: `--warehouse`, else the `warehouse` of the configuration file (`--config`, else
+/// `VIGIL_CONFIG`), else the default `./vigil-data/warehouse`.
 #[derive(Debug, Args)]
 pub struct WarehouseLocation {
-    #[arg(long, short)]
+    /// The configuration file (optional here: without one the defaults apply).
+    #[arg(long, short, env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// The warehouse directory; overrides the configuration.
     #[arg(long)]
@@ -175,7 +179,7 @@ pub enum TableFormat {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+    #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
     pub config: PathBuf,
     /// Images to scan (`host[:port]/repo:tag`, `...@sha256:...`, `oci:DIR:TAG`); default: every image of
     /// every configured registry.
@@ -312,11 +316,13 @@ pub enum RulesCommand {
     },
 }
 
-/// Where the advisory DB is: `--db`, else the configuration's `advisory_db`, else `./vigil-data/db`.
+/// Where the advisory DB is: `--db`, else the `advisory_db` of the configuration file (`--config`, else
+/// `VIGIL_CONFIG`), else the default `./vigil-data/db`.
 #[derive(Debug, Args)]
 pub struct DbLocation {
-    /// The configuration file (for `advisory_db`, `advisory_ecosystems`, `advisory_source`).
-    #[arg(long, short)]
+    /// The configuration file (for `advisory_db`, `advisory_ecosystems`, `advisory_source`; optional here:
+    /// without one the defaults apply).
+    #[arg(long, short, env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// The advisory DB directory; overrides the configuration.
     #[arg(long)]
@@ -368,7 +374,7 @@ pub struct MatchArgs {
 #[derive(Debug, Args)]
 pub struct CrawlArgs {
     /// The configuration file.
-    #[arg(long, short, default_value = "vigil.toml", env = "VIGIL_CONFIG")]
+    #[arg(long, short, default_value = DEFAULT_CONFIG_FILE, env = CONFIG_ENV)]
     pub config: PathBuf,
     /// Output format: json prints one object per line.
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
@@ -380,8 +386,8 @@ pub struct InventoryArgs {
     /// `host[:port]/repo:tag`, `host[:port]/repo@sha256:...` or `oci:DIR:TAG`.
     pub image: String,
     /// A configuration file: a registry with the image's host lends its auth, CA and limits, and its
-    /// layer cache is used.
-    #[arg(long, short)]
+    /// layer cache is used (optional here).
+    #[arg(long, short, env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// Allow plain HTTP to a registry that is not in the configuration.
     #[arg(long)]

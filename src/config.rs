@@ -19,8 +19,113 @@ pub enum ConfigError {
     },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// The reason is part of the message, not a source, so it is printed once.
+    #[error("invalid config {path}: {error}")]
+    Invalid { path: PathBuf, error: SettingError },
+}
+
+/// Which value of the file is refused, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    #[error("advisory_source {0:?} is not an http(s) URL")]
+    AdvisorySource(String),
+    #[error("advisory_ecosystems: {0:?} is not an ecosystem name")]
+    AdvisoryEcosystem(String),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("subscription id {0:?} is used twice")]
+    SubscriptionTwice(String),
+    #[error("registry name {registry:?} is used twice in subscription {subscription:?}")]
+    RegistryTwice {
+        subscription: String,
+        registry: String,
+    },
+    /// Boxed: the reasons are large, and `Result<_, ConfigError>` should stay small.
+    #[error("subscription {subscription:?} registry {registry:?}: {error}")]
+    Registry {
+        subscription: String,
+        registry: String,
+        error: Box<RegistryConfigError>,
+    },
+}
+
+/// A subscription id or registry name outside the safe alphabet (they become partition values and file
+/// names).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {name:?} must be 1-128 characters of letters, digits, '-', '_' or '.', not starting with '.'")]
+pub struct NameError {
+    pub what: &'static str,
+    pub name: String,
+}
+
+/// What is wrong with one `[[subscription.registry]]`.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryConfigError {
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("max_concurrency must be at least 1")]
+    MaxConcurrency,
+    #[error("page_size must be 1 to 1000")]
+    PageSize,
+    #[error("retry.max_attempts must be at least 1")]
+    MaxAttempts,
+    #[error("repositories: {0}")]
+    Repositories(globset::Error),
+    #[error("platforms: {0}")]
+    Platforms(globset::Error),
+}
+
+/// Why a registry `url` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("oci: URL names no directory")]
+    NoLayoutDirectory,
+    #[error("invalid url {text:?}: {source}")]
+    Url {
+        text: String,
+        source: url::ParseError,
+    },
+    #[error("url {0:?} is plain HTTP; set insecure_http = true to allow it for this registry")]
+    PlainHttp(String),
+    #[error("url {text:?} has unsupported scheme {scheme:?}")]
+    Scheme { text: String, scheme: String },
+    #[error("url {0:?} has no host")]
+    NoHost(String),
+    #[error("url must not contain credentials; use auth instead")]
+    Credentials,
+    #[error("url {0:?} must not have a path")]
+    Path(String),
+}
+
+/// Why a registry's credentials cannot be read. Never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("environment variable {0} is not set or empty")]
+    Unset(String),
+    #[error("docker-config auth applies to HTTP registries only")]
+    DockerConfigNotHttp,
+    #[error("cannot locate docker config.json")]
+    NoDockerConfig,
+    #[error("cannot read docker config {path}: {source}")]
+    ReadDockerConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid docker config {path}: {source}")]
+    ParseDockerConfig {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("docker config {path} has no auths entry for {host}")]
+    NoAuthsEntry { path: PathBuf, host: String },
+    #[error("docker config entry for {0} has no credentials")]
+    NoCredentials(String),
+    #[error("docker config entry for {0}: auth is not base64 of user:password")]
+    NotBase64(String),
+    #[error("docker config entry for {0}: auth is not user:password")]
+    NotUserPassword(String),
 }
 
 /// A value that must never be printed: passwords and tokens.
@@ -43,27 +148,46 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The file as written.
+/// The configuration file `crawl`, `scan`, `run`, `daemon`, `events` and `schedules` read when neither
+/// `--config` nor [`CONFIG_ENV`] names one.
+pub const DEFAULT_CONFIG_FILE: &str = "vigil.toml";
+
+/// The environment variable naming the configuration file: below `--config`, above the default.
+pub const CONFIG_ENV: &str = "VIGIL_CONFIG";
+
+/// The file as written. A field left out takes its value from [`ConfigFile::default`], the one place the
+/// defaults are written.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
-    #[serde(default = "default_warehouse")]
     pub warehouse: PathBuf,
-    #[serde(default = "default_advisory_db")]
     pub advisory_db: PathBuf,
-    #[serde(default = "default_schedules")]
     pub schedules: PathBuf,
     /// Where per-layer inventories are cached between runs.
-    #[serde(default = "default_cache")]
     pub cache: PathBuf,
     /// OSV ecosystems `vigil db update` downloads (their `<Ecosystem>/all.zip` exports).
-    #[serde(default = "default_advisory_ecosystems")]
     pub advisory_ecosystems: Vec<String>,
     /// Where `vigil db update` downloads from: the osv.dev export bucket or a mirror of its layout.
-    #[serde(default = "default_advisory_source")]
     pub advisory_source: String,
-    #[serde(default)]
     pub subscription: Vec<SubscriptionConfig>,
+}
+
+impl Default for ConfigFile {
+    /// The settings of a command run without a configuration file.
+    fn default() -> ConfigFile {
+        ConfigFile {
+            warehouse: PathBuf::from("./vigil-data/warehouse"),
+            advisory_db: PathBuf::from("./vigil-data/db"),
+            schedules: PathBuf::from("./schedules"),
+            cache: PathBuf::from("./vigil-data/cache"),
+            advisory_ecosystems: DEFAULT_ADVISORY_ECOSYSTEMS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            advisory_source: DEFAULT_ADVISORY_SOURCE.to_string(),
+            subscription: Vec::new(),
+        }
+    }
 }
 
 /// The ecosystems of the distros and languages Vigil inventories.
@@ -82,32 +206,8 @@ pub const DEFAULT_ADVISORY_ECOSYSTEMS: &[&str] = &[
     "RubyGems",
 ];
 
-fn default_advisory_ecosystems() -> Vec<String> {
-    DEFAULT_ADVISORY_ECOSYSTEMS
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-
 /// The public osv.dev export bucket.
 pub const DEFAULT_ADVISORY_SOURCE: &str = "https://osv-vulnerabilities.storage.googleapis.com";
-
-fn default_advisory_source() -> String {
-    DEFAULT_ADVISORY_SOURCE.to_string()
-}
-
-fn default_warehouse() -> PathBuf {
-    PathBuf::from("./vigil-data/warehouse")
-}
-fn default_advisory_db() -> PathBuf {
-    PathBuf::from("./vigil-data/db")
-}
-fn default_schedules() -> PathBuf {
-    PathBuf::from("./schedules")
-}
-fn default_cache() -> PathBuf {
-    PathBuf::from("./vigil-data/cache")
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,7 +310,8 @@ impl Default for RetryConfig {
 /// Resolved settings: paths made absolute against the config file's folder, credentials read.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub config_path: PathBuf,
+    /// The configuration file read; `None` when a command ran on the defaults.
+    pub config_path: Option<PathBuf>,
     pub warehouse: PathBuf,
     pub advisory_db: PathBuf,
     pub schedules: PathBuf,
@@ -305,6 +406,76 @@ fn glob_set(patterns: &[String]) -> Result<globset::GlobSet, globset::Error> {
     builder.build()
 }
 
+/// Which configuration file a command reads. `--config` over [`CONFIG_ENV`] is applied by clap when the
+/// arguments are parsed; this says what happens when neither is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChoice {
+    /// Commands that talk to registries (`crawl`, `scan`, `run`, `daemon`, `events`, `schedules`) need the
+    /// subscriptions: the file (by default [`DEFAULT_CONFIG_FILE`]) must exist.
+    Required(PathBuf),
+    /// Commands that read local data (`report`, `sql`, `rules`, `db`, `match`, `inventory`) work without a
+    /// file: `None` runs them on the defaults.
+    Optional(Option<PathBuf>),
+}
+
+/// Values given on the command line; each one given replaces the configuration's (CLI > file > default).
+/// Paths are taken as given, relative to the working directory.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub warehouse: Option<PathBuf>,
+    pub advisory_db: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+    pub advisory_source: Option<String>,
+    /// Empty means the configuration's list.
+    pub advisory_ecosystems: Vec<String>,
+}
+
+impl Settings {
+    /// The settings a command runs with: the command line's [`Overrides`] over the configuration file
+    /// `choice` names (or the defaults) — the one place the layers are merged. `env` looks up
+    /// environment variables for credentials (a parameter so tests need not mutate the process
+    /// environment).
+    pub fn resolve(
+        choice: ConfigChoice,
+        overrides: Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut settings = match choice {
+            ConfigChoice::Required(path) | ConfigChoice::Optional(Some(path)) => load(&path, env)?,
+            ConfigChoice::Optional(None) => {
+                resolve(ConfigFile::default(), None, Path::new(""), env)?
+            }
+        };
+        settings.apply(overrides);
+        Ok(settings)
+    }
+
+    fn apply(&mut self, overrides: Overrides) {
+        let Overrides {
+            warehouse,
+            advisory_db,
+            cache,
+            advisory_source,
+            advisory_ecosystems,
+        } = overrides;
+        if let Some(warehouse) = warehouse {
+            self.warehouse = warehouse;
+        }
+        if let Some(advisory_db) = advisory_db {
+            self.advisory_db = advisory_db;
+        }
+        if let Some(cache) = cache {
+            self.cache = cache;
+        }
+        if let Some(advisory_source) = advisory_source {
+            self.advisory_source = advisory_source;
+        }
+        if !advisory_ecosystems.is_empty() {
+            self.advisory_ecosystems = advisory_ecosystems;
+        }
+    }
+}
+
 /// Reads and resolves a config file. `env` looks up environment variables (a parameter so tests need not
 /// mutate the process environment).
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
@@ -320,7 +491,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Setting
         path: path.to_path_buf(),
         message: describe_toml_error(&text, &err),
     })?;
-    resolve(file, path, &base, env)
+    resolve(file, Some(path), &base, env)
 }
 
 /// Parses config text (for the embedded demo config and tests); relative paths resolve against `base`.
@@ -334,7 +505,7 @@ pub fn load_str(
         path: name.to_path_buf(),
         message: describe_toml_error(text, &err),
     })?;
-    resolve(file, name, base, env)
+    resolve(file, Some(name), base, env)
 }
 
 /// The toml error with its line number stated plainly (toml reports a byte span).
@@ -349,123 +520,144 @@ fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
     }
 }
 
+/// Relative paths in the file are relative to the file's folder, so a config works from any directory.
+/// (`base` is empty for the defaults, which stay relative to the working directory.)
+fn absolute(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+/// Checks a parsed file and resolves it into settings; `config_path` is `None` for the defaults.
 fn resolve(
     file: ConfigFile,
-    config_path: &Path,
+    config_path: Option<&Path>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
-        path: config_path.to_path_buf(),
-        message,
+    let invalid = |error: SettingError| ConfigError::Invalid {
+        path: config_path.unwrap_or(Path::new("")).to_path_buf(),
+        error,
     };
-    let absolute = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
-    match url::Url::parse(&file.advisory_source) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-        _ => {
-            return Err(invalid(format!(
-                "advisory_source {:?} is not an http(s) URL",
-                file.advisory_source
-            )))
-        }
-    }
-    if let Some(bad) = file
-        .advisory_ecosystems
-        .iter()
-        .find(|e| e.is_empty() || e.contains(['/', '\\']) || e.starts_with('.'))
-    {
-        return Err(invalid(format!(
-            "advisory_ecosystems: {bad:?} is not an ecosystem name"
-        )));
-    }
+    check_advisory_settings(&file).map_err(&invalid)?;
+    let config_cache = absolute(base, &file.cache).join("configs");
     let mut subscription_ids = BTreeSet::new();
     let mut subscriptions = Vec::new();
     for sub in file.subscription {
-        check_name("subscription id", &sub.id).map_err(&invalid)?;
         if !subscription_ids.insert(sub.id.clone()) {
-            return Err(invalid(format!(
-                "subscription id {:?} is used twice",
-                sub.id
-            )));
+            return Err(invalid(SettingError::SubscriptionTwice(sub.id)));
         }
-        let mut names = BTreeSet::new();
-        let mut registries = Vec::new();
-        for reg in sub.registry {
-            let context = format!("subscription {:?} registry {:?}", sub.id, reg.name);
-            check_name("registry name", &reg.name).map_err(&invalid)?;
-            if !names.insert(reg.name.clone()) {
-                return Err(invalid(format!(
-                    "registry name {:?} is used twice in subscription {:?}",
-                    reg.name, sub.id
-                )));
-            }
-            let endpoint = parse_endpoint(&reg.url, reg.insecure_http, base)
-                .map_err(|m| invalid(format!("{context}: {m}")))?;
-            let credentials = resolve_credentials(&reg.auth, &endpoint, env)
-                .map_err(|m| invalid(format!("{context}: {m}")))?;
-            if reg.max_concurrency == 0 {
-                return Err(invalid(format!(
-                    "{context}: max_concurrency must be at least 1"
-                )));
-            }
-            if !(1..=1000).contains(&reg.page_size) {
-                return Err(invalid(format!("{context}: page_size must be 1 to 1000")));
-            }
-            if reg.retry.max_attempts == 0 {
-                return Err(invalid(format!(
-                    "{context}: retry.max_attempts must be at least 1"
-                )));
-            }
-            let repositories = if reg.repositories.is_empty() {
-                None
-            } else {
-                Some(
-                    glob_set(&reg.repositories)
-                        .map_err(|e| invalid(format!("{context}: repositories: {e}")))?,
-                )
-            };
-            let platforms = glob_set(&reg.platforms)
-                .map_err(|e| invalid(format!("{context}: platforms: {e}")))?;
-            registries.push(RegistrySettings {
-                subscription: sub.id.clone(),
-                name: reg.name,
-                endpoint,
-                credentials,
-                ca_file: reg.ca_file.as_deref().map(absolute),
-                max_concurrency: reg.max_concurrency,
-                repositories,
-                page_size: reg.page_size,
-                platforms,
-                retry: reg.retry,
-                timeout: std::time::Duration::from_secs(reg.timeout_secs.max(1)),
-                config_cache: Some(absolute(&file.cache).join("configs")),
-            });
-        }
-        subscriptions.push(Subscription {
-            id: sub.id,
-            registries,
-        });
+        subscriptions.push(resolve_subscription(sub, base, &config_cache, env).map_err(&invalid)?);
     }
     Ok(Settings {
-        config_path: config_path.to_path_buf(),
-        warehouse: absolute(&file.warehouse),
-        advisory_db: absolute(&file.advisory_db),
-        schedules: absolute(&file.schedules),
-        cache: absolute(&file.cache),
+        config_path: config_path.map(Path::to_path_buf),
+        warehouse: absolute(base, &file.warehouse),
+        advisory_db: absolute(base, &file.advisory_db),
+        schedules: absolute(base, &file.schedules),
+        cache: absolute(base, &file.cache),
         advisory_ecosystems: file.advisory_ecosystems,
         advisory_source: file.advisory_source,
         subscriptions,
     })
 }
 
+/// Where `vigil db update` downloads from and what: an http(s) URL and ecosystem names that are safe as
+/// path segments.
+fn check_advisory_settings(file: &ConfigFile) -> Result<(), SettingError> {
+    match url::Url::parse(&file.advisory_source) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+        _ => return Err(SettingError::AdvisorySource(file.advisory_source.clone())),
+    }
+    if let Some(bad) = file
+        .advisory_ecosystems
+        .iter()
+        .find(|e| e.is_empty() || e.contains(['/', '\\']) || e.starts_with('.'))
+    {
+        return Err(SettingError::AdvisoryEcosystem(bad.clone()));
+    }
+    Ok(())
+}
+
+/// One subscription: its id checked, its registries' names unique within it.
+fn resolve_subscription(
+    sub: SubscriptionConfig,
+    base: &Path,
+    config_cache: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Subscription, SettingError> {
+    check_name("subscription id", &sub.id)?;
+    let mut names = BTreeSet::new();
+    let mut registries = Vec::new();
+    for reg in sub.registry {
+        check_name("registry name", &reg.name)?;
+        if !names.insert(reg.name.clone()) {
+            return Err(SettingError::RegistryTwice {
+                subscription: sub.id,
+                registry: reg.name,
+            });
+        }
+        let registry_name = reg.name.clone();
+        let registry =
+            resolve_registry(reg, &sub.id, base, config_cache, env).map_err(|error| {
+                SettingError::Registry {
+                    subscription: sub.id.clone(),
+                    registry: registry_name,
+                    error: Box::new(error),
+                }
+            })?;
+        registries.push(registry);
+    }
+    Ok(Subscription {
+        id: sub.id,
+        registries,
+    })
+}
+
+/// One registry: endpoint, credentials, limits and globs checked and resolved.
+fn resolve_registry(
+    reg: RegistryConfig,
+    subscription: &str,
+    base: &Path,
+    config_cache: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RegistrySettings, RegistryConfigError> {
+    let endpoint = parse_endpoint(&reg.url, reg.insecure_http, base)?;
+    let credentials = resolve_credentials(&reg.auth, &endpoint, env)?;
+    if reg.max_concurrency == 0 {
+        return Err(RegistryConfigError::MaxConcurrency);
+    }
+    if !(1..=1000).contains(&reg.page_size) {
+        return Err(RegistryConfigError::PageSize);
+    }
+    if reg.retry.max_attempts == 0 {
+        return Err(RegistryConfigError::MaxAttempts);
+    }
+    let repositories = if reg.repositories.is_empty() {
+        None
+    } else {
+        Some(glob_set(&reg.repositories).map_err(RegistryConfigError::Repositories)?)
+    };
+    let platforms = glob_set(&reg.platforms).map_err(RegistryConfigError::Platforms)?;
+    Ok(RegistrySettings {
+        subscription: subscription.to_string(),
+        name: reg.name,
+        endpoint,
+        credentials,
+        ca_file: reg.ca_file.as_deref().map(|path| absolute(base, path)),
+        max_concurrency: reg.max_concurrency,
+        repositories,
+        page_size: reg.page_size,
+        platforms,
+        retry: reg.retry,
+        timeout: std::time::Duration::from_secs(reg.timeout_secs.max(1)),
+        config_cache: Some(config_cache.to_path_buf()),
+    })
+}
+
 /// Names become partition values and file names: keep them to a safe alphabet.
-fn check_name(what: &str, name: &str) -> Result<(), String> {
+fn check_name(what: &'static str, name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -475,17 +667,22 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{what} {name:?} must be 1-128 characters of letters, digits, '-', '_' or '.', not starting with '.'"
-        ))
+        Err(NameError {
+            what,
+            name: name.to_string(),
+        })
     }
 }
 
 /// Parses a registry `url`: `oci:PATH`, `https://host[:port]`, or `http://...` when allowed.
-pub fn parse_endpoint(text: &str, insecure_http: bool, base: &Path) -> Result<Endpoint, String> {
+pub fn parse_endpoint(
+    text: &str,
+    insecure_http: bool,
+    base: &Path,
+) -> Result<Endpoint, EndpointError> {
     if let Some(path) = text.strip_prefix("oci:") {
         if path.is_empty() {
-            return Err("oci: URL names no directory".into());
+            return Err(EndpointError::NoLayoutDirectory);
         }
         let path = Path::new(path);
         return Ok(Endpoint::Layout(if path.is_absolute() {
@@ -494,25 +691,29 @@ pub fn parse_endpoint(text: &str, insecure_http: bool, base: &Path) -> Result<En
             base.join(path)
         }));
     }
-    let url = url::Url::parse(text).map_err(|e| format!("invalid url {text:?}: {e}"))?;
+    let url = url::Url::parse(text).map_err(|source| EndpointError::Url {
+        text: text.to_string(),
+        source,
+    })?;
     match url.scheme() {
         "https" => {}
         "http" if insecure_http => {}
-        "http" => {
-            return Err(format!(
-                "url {text:?} is plain HTTP; set insecure_http = true to allow it for this registry"
-            ))
+        "http" => return Err(EndpointError::PlainHttp(text.to_string())),
+        other => {
+            return Err(EndpointError::Scheme {
+                text: text.to_string(),
+                scheme: other.to_string(),
+            })
         }
-        other => return Err(format!("url {text:?} has unsupported scheme {other:?}")),
     }
     if url.host_str().is_none() {
-        return Err(format!("url {text:?} has no host"));
+        return Err(EndpointError::NoHost(text.to_string()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("url must not contain credentials; use auth instead".into());
+        return Err(EndpointError::Credentials);
     }
     if url.path() != "/" && !url.path().is_empty() {
-        return Err(format!("url {text:?} must not have a path"));
+        return Err(EndpointError::Path(text.to_string()));
     }
     Ok(Endpoint::Http(url))
 }
@@ -521,12 +722,12 @@ fn resolve_credentials(
     auth: &AuthConfig,
     endpoint: &Endpoint,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, CredentialsError> {
     let from_env = |var: &str| {
         env(var)
             .filter(|v| !v.is_empty())
             .map(Secret::new)
-            .ok_or_else(|| format!("environment variable {var} is not set or empty"))
+            .ok_or_else(|| CredentialsError::Unset(var.to_string()))
     };
     match auth {
         AuthConfig::Anonymous => Ok(Credentials::Anonymous),
@@ -542,14 +743,14 @@ fn resolve_credentials(
         }),
         AuthConfig::DockerConfig { path } => {
             let Endpoint::Http(url) = endpoint else {
-                return Err("docker-config auth applies to HTTP registries only".into());
+                return Err(CredentialsError::DockerConfigNotHttp);
             };
             let path = match path {
                 Some(p) => p.clone(),
                 None => match (env("DOCKER_CONFIG"), env("HOME")) {
                     (Some(dir), _) => Path::new(&dir).join("config.json"),
                     (None, Some(home)) => Path::new(&home).join(".docker/config.json"),
-                    (None, None) => return Err("cannot locate docker config.json".into()),
+                    (None, None) => return Err(CredentialsError::NoDockerConfig),
                 },
             };
             docker_config_credentials(&path, url)
@@ -572,12 +773,18 @@ struct DockerAuthEntry {
 }
 
 /// Looks the registry's `host[:port]` up in a docker `config.json`'s `auths`.
-fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials, String> {
+fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials, CredentialsError> {
     use base64::Engine as _;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read docker config {}: {e}", path.display()))?;
-    let config: DockerConfigJson = serde_json::from_str(&text)
-        .map_err(|e| format!("invalid docker config {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| CredentialsError::ReadDockerConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let config: DockerConfigJson =
+        serde_json::from_str(&text).map_err(|source| CredentialsError::ParseDockerConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_string(),
@@ -592,11 +799,9 @@ fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials,
             key.split('/').next() == Some(host.as_str())
         })
         .map(|(_, entry)| entry)
-        .ok_or_else(|| {
-            format!(
-                "docker config {} has no auths entry for {host}",
-                path.display()
-            )
+        .ok_or_else(|| CredentialsError::NoAuthsEntry {
+            path: path.to_path_buf(),
+            host: host.clone(),
         })?;
     if let Some(token) = &entry.identitytoken {
         return Ok(Credentials::Bearer {
@@ -612,17 +817,15 @@ fn docker_config_credentials(path: &Path, url: &url::Url) -> Result<Credentials,
     let encoded = entry
         .auth
         .as_deref()
-        .ok_or_else(|| format!("docker config entry for {host} has no credentials"))?;
+        .ok_or_else(|| CredentialsError::NoCredentials(host.clone()))?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| {
-            format!("docker config entry for {host}: auth is not base64 of user:password")
-        })?;
+        .ok_or_else(|| CredentialsError::NotBase64(host.clone()))?;
     let (username, password) = decoded
         .split_once(':')
-        .ok_or_else(|| format!("docker config entry for {host}: auth is not user:password"))?;
+        .ok_or_else(|| CredentialsError::NotUserPassword(host.clone()))?;
     Ok(Credentials::Basic {
         username: username.to_string(),
         password: Secret::new(password.to_string()),
@@ -688,6 +891,62 @@ url = "oci:layouts/demo"
             Endpoint::Layout(PathBuf::from("/etc/vigil/layouts/demo"))
         );
         assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn resolve_layers_cli_over_file_over_defaults() {
+        let defaults =
+            Settings::resolve(ConfigChoice::Optional(None), Overrides::default(), &no_env).unwrap();
+        assert_eq!(defaults.config_path, None);
+        assert_eq!(defaults.warehouse, Path::new("./vigil-data/warehouse"));
+        assert_eq!(defaults.advisory_db, Path::new("./vigil-data/db"));
+        assert_eq!(defaults.cache, Path::new("./vigil-data/cache"));
+        assert_eq!(defaults.advisory_source, DEFAULT_ADVISORY_SOURCE);
+        assert_eq!(
+            defaults.advisory_ecosystems.len(),
+            DEFAULT_ADVISORY_ECOSYSTEMS.len()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(
+            &path,
+            "warehouse = \"w\"\nadvisory_db = \"d\"\nadvisory_ecosystems = [\"Debian\"]\n",
+        )
+        .unwrap();
+        let file = Settings::resolve(
+            ConfigChoice::Optional(Some(path.clone())),
+            Overrides::default(),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(file.config_path.as_deref(), Some(path.as_path()));
+        assert_eq!(file.warehouse, dir.path().join("w"));
+        assert_eq!(file.advisory_db, dir.path().join("d"));
+        assert_eq!(file.cache, dir.path().join("./vigil-data/cache"));
+        assert_eq!(file.advisory_ecosystems, ["Debian"]);
+
+        let overridden = Settings::resolve(
+            ConfigChoice::Required(path),
+            Overrides {
+                warehouse: Some(PathBuf::from("elsewhere")),
+                advisory_ecosystems: vec!["Alpine".into()],
+                ..Overrides::default()
+            },
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(overridden.warehouse, Path::new("elsewhere"));
+        assert_eq!(overridden.advisory_db, dir.path().join("d"));
+        assert_eq!(overridden.advisory_ecosystems, ["Alpine"]);
+
+        let missing = Settings::resolve(
+            ConfigChoice::Required(dir.path().join("absent.toml")),
+            Overrides::default(),
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(matches!(missing, ConfigError::Read { .. }), "{missing}");
     }
 
     #[test]

@@ -287,6 +287,40 @@ fn parse_digest(what: &str, descriptor: &OciDescriptor) -> Result<Digest, Regist
         })
 }
 
+/// Why an image named on the command line cannot be used. Causes are part of the message, not sources, so
+/// they are printed once.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageRefError {
+    #[error(
+        "{0:?}: expected oci:DIR:TAG where DIR holds an OCI image layout (an oci-layout file)"
+    )]
+    NoLayout(String),
+    #[error(
+        "{0:?}: expected host[:port]/repository[:tag|@digest] (the registry host is required)"
+    )]
+    NoHost(String),
+    #[error("{text:?}: {error}")]
+    Digest {
+        text: String,
+        error: crate::model::DigestError,
+    },
+    #[error("{text:?}: invalid repository name {repository:?}")]
+    Repository { text: String, repository: String },
+    #[error("invalid registry host {host:?}: {error}")]
+    Host {
+        host: String,
+        error: url::ParseError,
+    },
+}
+
+/// For callers that report per-image failures as text (a named image that fails is a status line, not
+/// an aborted run).
+impl From<ImageRefError> for String {
+    fn from(error: ImageRefError) -> String {
+        error.to_string()
+    }
+}
+
 /// An image named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
@@ -303,7 +337,7 @@ pub enum ImageRef {
 impl ImageRef {
     /// Parses an image reference. For `oci:` references the directory is the longest prefix that holds an
     /// `oci-layout` file, since both directory names and `repo:tag` names may contain colons.
-    pub fn parse(text: &str) -> Result<ImageRef, String> {
+    pub fn parse(text: &str) -> Result<ImageRef, ImageRefError> {
         if let Some(rest) = text.strip_prefix("oci:") {
             let mut candidates: Vec<usize> =
                 rest.match_indices([':', '@']).map(|(i, _)| i).collect();
@@ -317,20 +351,19 @@ impl ImageRef {
                     });
                 }
             }
-            return Err(format!(
-                "{text:?}: expected oci:DIR:TAG where DIR holds an OCI image layout (an oci-layout file)"
-            ));
+            return Err(ImageRefError::NoLayout(text.to_string()));
         }
         let (host, path) = text
             .split_once('/')
             .filter(|(host, _)| host.contains(['.', ':']) || *host == "localhost")
-            .ok_or_else(|| {
-                format!("{text:?}: expected host[:port]/repository[:tag|@digest] (the registry host is required)")
-            })?;
+            .ok_or_else(|| ImageRefError::NoHost(text.to_string()))?;
         let (repository, reference) = if let Some((repository, digest)) = path.split_once('@') {
             digest
                 .parse::<Digest>()
-                .map_err(|e| format!("{text:?}: {e}"))?;
+                .map_err(|error| ImageRefError::Digest {
+                    text: text.to_string(),
+                    error,
+                })?;
             (repository, digest.to_string())
         } else {
             match path.rsplit_once(':') {
@@ -346,7 +379,10 @@ impl ImageRef {
                     })
             });
         if !valid_repository {
-            return Err(format!("{text:?}: invalid repository name {repository:?}"));
+            return Err(ImageRefError::Repository {
+                text: text.to_string(),
+                repository: repository.to_string(),
+            });
         }
         Ok(ImageRef::Registry {
             host: host.to_string(),
@@ -361,7 +397,7 @@ impl ImageRef {
         &self,
         settings: Option<&Settings>,
         insecure_http: bool,
-    ) -> Result<RegistrySettings, String> {
+    ) -> Result<RegistrySettings, ImageRefError> {
         match self {
             ImageRef::Layout { dir, .. } => {
                 Ok(RegistrySettings::ad_hoc(Endpoint::Layout(dir.clone())))
@@ -376,8 +412,12 @@ impl ImageRef {
                     return Ok(registry.clone());
                 }
                 let scheme = if insecure_http { "http" } else { "https" };
-                let url = url::Url::parse(&format!("{scheme}://{host}"))
-                    .map_err(|e| format!("invalid registry host {host:?}: {e}"))?;
+                let url = url::Url::parse(&format!("{scheme}://{host}")).map_err(|error| {
+                    ImageRefError::Host {
+                        host: host.clone(),
+                        error,
+                    }
+                })?;
                 Ok(RegistrySettings::ad_hoc(Endpoint::Http(url)))
             }
         }
@@ -398,12 +438,14 @@ impl ImageRef {
                 let default = layout
                     .map(|l| l.default_repository().to_string())
                     .unwrap_or_default();
+                // A digest is checked first: it contains a colon too, and split as `repo:tag` it would
+                // name a repository `sha256`.
+                if reference.parse::<Digest>().is_ok() {
+                    return (default, reference.clone());
+                }
                 match reference.rsplit_once(':') {
                     Some((repository, tag)) if !repository.is_empty() => {
                         (repository.to_string(), tag.to_string())
-                    }
-                    _ if reference.starts_with("sha256:") || reference.starts_with("sha512:") => {
-                        (default, reference.clone())
                     }
                     _ => (default, reference.clone()),
                 }
@@ -483,6 +525,25 @@ mod tests {
         assert_eq!(
             parsed.repository_and_reference(None),
             ("library/debian".to_string(), "12".to_string())
+        );
+    }
+
+    #[test]
+    fn oci_digest_reference_is_not_read_as_a_sha256_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("oci-layout"), "{}").unwrap();
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let parsed = ImageRef::parse(&format!("oci:{}@{digest}", dir.path().display())).unwrap();
+        assert_eq!(
+            parsed,
+            ImageRef::Layout {
+                dir: dir.path().to_path_buf(),
+                reference: digest.clone()
+            }
+        );
+        assert_eq!(
+            parsed.repository_and_reference(None),
+            (String::new(), digest)
         );
     }
 }

@@ -1,6 +1,14 @@
 //! The `vigil` binary: parse the CLI, set up logging, run the command, map errors to exit codes.
 //!
-//! Exit codes: 0 all well; 1 some registries or images failed (listed on stderr); 2 bad config or usage.
+//! Exit codes (also in the README):
+//! - 0: all well;
+//! - 1: some registries or images failed (listed on stderr), the rest was done;
+//! - 2: bad configuration or usage (clap's own usage errors exit 2 as well);
+//! - 3: Vigil could not do its job for another reason: the warehouse could not be read or committed, the
+//!   advisory DB is missing or unreadable, an I/O error.
+//!
+//! Commands return 0 or 1 themselves; an error that ends a command gets its code from its kind, in
+//! [`commands::failure::exit_code`].
 
 mod commands;
 
@@ -19,7 +27,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(2);
+            return ExitCode::from(commands::failure::FAILED);
         }
     };
     let result = runtime.block_on(async {
@@ -43,7 +51,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            ExitCode::from(commands::failure::exit_code(&err))
         }
     }
 }

@@ -71,6 +71,6 @@ pub fn report_failures(failures: &[CrawlFailure]) -> ExitCode {
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(super::failure::PARTIAL)
     }
 }

@@ -1,37 +1,22 @@
 //! `vigil db import|update|status` and `vigil match`: the advisory database and matching without a registry.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use vigil::cli::{DbCommand, DbLocation, MatchArgs, OutputFormat};
-use vigil::config::{self, Settings};
+use vigil::cli::{DbCommand, MatchArgs, OutputFormat};
+use vigil::config::Overrides;
 use vigil::matcher::{match_inventory, MatchOutput};
 use vigil::model::Inventory;
 use vigil::vulndb::{self, Database, ImportReport};
 
 use super::output::write_table;
 
-/// The DB directory and, when given, the settings it came from.
-fn locate(location: &DbLocation) -> anyhow::Result<(PathBuf, Option<Settings>)> {
-    let settings = location
-        .config
-        .as_deref()
-        .map(super::load_settings)
-        .transpose()?;
-    let dir = location
-        .db
-        .clone()
-        .or_else(|| settings.as_ref().map(|s| s.advisory_db.clone()))
-        .unwrap_or_else(|| PathBuf::from("./vigil-data/db"));
-    Ok((dir, settings))
-}
-
 pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
     match command {
         DbCommand::Import { paths, location } => {
-            let (dir, _) = locate(&location)?;
+            let dir = super::db_settings(&location, Overrides::default())?.advisory_db;
             let result = tokio::task::spawn_blocking(move || vulndb::import(&dir, &paths))
                 .await
                 .context("import task failed")?;
@@ -42,31 +27,30 @@ pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
             ecosystems,
             location,
         } => {
-            let (dir, settings) = locate(&location)?;
-            let source = source
-                .or_else(|| settings.as_ref().map(|s| s.advisory_source.clone()))
-                .unwrap_or_else(|| config::DEFAULT_ADVISORY_SOURCE.to_string());
-            let ecosystems = if ecosystems.is_empty() {
-                settings.map(|s| s.advisory_ecosystems).unwrap_or_else(|| {
-                    config::DEFAULT_ADVISORY_ECOSYSTEMS
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect()
-                })
-            } else {
-                ecosystems
-            };
+            let settings = super::db_settings(
+                &location,
+                Overrides {
+                    advisory_source: source,
+                    advisory_ecosystems: ecosystems,
+                    ..Overrides::default()
+                },
+            )?;
             Ok(print_import(
-                vulndb::update(&dir, &source, &ecosystems).await,
+                vulndb::update(
+                    &settings.advisory_db,
+                    &settings.advisory_source,
+                    &settings.advisory_ecosystems,
+                )
+                .await,
             ))
         }
         DbCommand::Status { location, format } => {
-            let (dir, _) = locate(&location)?;
+            let dir = super::db_settings(&location, Overrides::default())?.advisory_db;
             let db = match Database::open(&dir) {
                 Ok(db) => db,
                 Err(err) => {
                     eprintln!("error: {err}");
-                    return Ok(ExitCode::from(1));
+                    return Ok(ExitCode::from(super::failure::PARTIAL));
                 }
             };
             let status = db.status();
@@ -128,35 +112,60 @@ fn print_import(result: Result<ImportReport, vulndb::DbError>) -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(1)
+            ExitCode::from(super::failure::PARTIAL)
         }
     }
 }
 
+/// Why an inventory file given to `vigil match` cannot be read: a usage error (exit 2). The cause is the
+/// error's source, printed after it.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryFileError {
+    #[error("cannot read inventory {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not JSON")]
+    NotJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} is not a vigil inventory")]
+    NotInventory {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
 /// Reads an inventory file: one inventory object or an array of them.
-fn read_inventories(path: &std::path::Path) -> anyhow::Result<Vec<Inventory>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read inventory {}", path.display()))?;
+fn read_inventories(path: &Path) -> Result<Vec<Inventory>, InventoryFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        serde_json::from_str(&text).map_err(|source| InventoryFileError::NotJson {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let inventories = if value.is_array() {
         serde_json::from_value(value)
     } else {
         serde_json::from_value(value).map(|one| vec![one])
     };
-    inventories.with_context(|| format!("{} is not a vigil inventory", path.display()))
+    inventories.map_err(|source| InventoryFileError::NotInventory {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub fn run_match(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let inventories = read_inventories(&args.inventory)?;
-    let (dir, _) = locate(&args.location)?;
-    let db = match Database::open(&dir) {
-        Ok(db) => db,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(1));
-        }
-    };
+    let dir = super::db_settings(&args.location, Overrides::default())?.advisory_db;
+    // Matching cannot be done without the DB: exit 3 (see `failure`), unlike `db status`, whose answer
+    // "no usable DB" is exit 1.
+    let db = Database::open(&dir)?;
     let outputs: Vec<MatchOutput> = inventories
         .iter()
         .map(|inventory| match_inventory(&db, inventory))

@@ -6,6 +6,8 @@ use anyhow::Context as _;
 use vigil::cli::EventsCommand;
 use vigil::events;
 
+use super::failure::UsageError;
+
 /// Resolves when the process gets SIGTERM or SIGINT.
 pub async fn terminated() {
     let interrupt = tokio::signal::ctrl_c();
@@ -39,8 +41,10 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<ExitCode> {
             let token = std::env::var(&token_env)
                 .ok()
                 .filter(|t| !t.is_empty())
-                .with_context(|| {
-                    format!("--token-env {token_env}: the variable is not set or empty")
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "--token-env {token_env}: the variable is not set or empty"
+                    ))
                 })?;
             let server = events::Server::bind(settings, listen, token, None, terminated())
                 .await

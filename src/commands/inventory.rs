@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use vigil::cli::{InventoryArgs, OutputFormat};
+use vigil::config::{ConfigChoice, Overrides};
 use vigil::inventory::{inventory_reference, ImageRef, Inventorier};
 use vigil::model::{CoverageStatus, Inventory};
 use vigil::registry::Source;
@@ -13,26 +14,25 @@ use vigil::registry::Source;
 use super::output::write_table;
 
 pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
-    let settings = args
-        .config
-        .as_deref()
-        .map(super::load_settings)
-        .transpose()?;
-    let image = ImageRef::parse(&args.image).map_err(anyhow::Error::msg)?;
-    let registry = image
-        .registry_settings(settings.as_ref(), args.insecure_http)
-        .map_err(anyhow::Error::msg)?;
-    let cache = args
-        .cache
-        .clone()
-        .or_else(|| settings.as_ref().map(|s| s.cache.clone()));
+    let settings = super::settings(
+        ConfigChoice::Optional(args.config.clone()),
+        Overrides {
+            cache: args.cache.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    let image = ImageRef::parse(&args.image)?;
+    let registry = image.registry_settings(Some(&settings), args.insecure_http)?;
+    // Unlike the commands that scan, a one-off look leaves no cache behind unless asked to: the layer
+    // cache is `--cache`, else the configuration file's, else none.
+    let cache = (args.cache.is_some() || settings.config_path.is_some()).then_some(settings.cache);
     let inventorier = Inventorier::new(cache.as_deref()).context("cannot open the layer cache")?;
     let registry = Arc::new(registry);
     let source = match Source::connect(registry.clone()).await {
         Ok(source) => source,
         Err(err) => {
             eprintln!("failed: {}: {err}", args.image);
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(super::failure::PARTIAL));
         }
     };
     let layout = match &source {
@@ -52,7 +52,7 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         Ok(result) => result,
         Err(err) => {
             eprintln!("failed: {}: {err}", args.image);
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(super::failure::PARTIAL));
         }
     };
     for record in &skipped {
@@ -87,7 +87,7 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .any(|i| i.coverage.status == CoverageStatus::Failed);
     Ok(if failed {
-        ExitCode::from(1)
+        ExitCode::from(super::failure::PARTIAL)
     } else {
         ExitCode::SUCCESS
     })

@@ -11,16 +11,7 @@ use vigil::report::{self, rules, OutputFormat};
 use super::output::write_table;
 
 fn warehouse(location: &WarehouseLocation) -> anyhow::Result<PathBuf> {
-    let settings = location
-        .config
-        .as_deref()
-        .map(super::load_settings)
-        .transpose()?;
-    Ok(location
-        .warehouse
-        .clone()
-        .or_else(|| settings.map(|s| s.warehouse))
-        .unwrap_or_else(|| PathBuf::from("./vigil-data/warehouse")))
+    Ok(super::warehouse_settings(location)?.warehouse)
 }
 
 fn output_format(format: TableFormat) -> OutputFormat {

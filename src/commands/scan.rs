@@ -109,7 +109,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(if outcome.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(super::failure::PARTIAL)
     })
 }
 
@@ -133,6 +133,6 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(if outcome.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(super::failure::PARTIAL)
     })
 }

@@ -138,12 +138,17 @@ pub fn os_only() -> &'static [&'static dyn Extractor] {
 }
 
 impl ExtractError {
-    /// An error of `extractor` about the file at `path`.
-    pub fn new(extractor: &'static str, path: &str, reason: impl Into<String>) -> ExtractError {
+    /// An error of `extractor` about the file at `path`. `reason` is usually a parser's own error
+    /// enum; its text is what the image's coverage reason and the layer cache keep.
+    pub fn new(
+        extractor: &'static str,
+        path: &str,
+        reason: impl std::fmt::Display,
+    ) -> ExtractError {
         ExtractError {
             extractor,
             path: path.to_string(),
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::extract::Extracted;
 use crate::model::{Coverage, CoverageStatus, Inventory, OsIdentity, Package, PackageType};
 
 use super::path;
-use super::{LayerInventory, LinkKind};
+use super::{FileFailure, LayerInventory, LinkKind};
 
 /// Link hops followed before giving up, so `a -> b -> a` ends.
 pub const MAX_LINK_HOPS: usize = 40;
@@ -23,7 +23,7 @@ const OS_RELEASE_PATHS: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 #[derive(Debug, Clone)]
 enum Node<'a> {
     File {
-        result: &'a Result<Extracted, String>,
+        result: &'a Result<Extracted, FileFailure>,
     },
     Link {
         target: &'a str,
@@ -92,24 +92,46 @@ fn resolve<'a>(
     view: &View<'a>,
     extractor: &str,
     start: &str,
-) -> Result<(String, &'a Result<Extracted, String>), String> {
+) -> Result<(String, &'a Result<Extracted, FileFailure>), LinkError> {
     let mut current = start.to_string();
     for _ in 0..=MAX_LINK_HOPS {
-        match view.get(current.as_str()).and_then(|nodes| nodes.get(extractor)) {
+        match view
+            .get(current.as_str())
+            .and_then(|nodes| nodes.get(extractor))
+        {
             Some(Node::File { result }) => return Ok((current, result)),
             Some(Node::Link { target, kind }) => {
                 current = path::resolve_target(&current, target, *kind == LinkKind::Hardlink);
             }
             None => {
-                return Err(format!(
-                    "link {start} -> {current}: target is not in the image (or was not read by {extractor})"
-                ))
+                return Err(LinkError::Dangling {
+                    start: start.to_string(),
+                    target: current,
+                    extractor: extractor.to_string(),
+                })
             }
         }
     }
-    Err(format!(
-        "link {start}: more than {MAX_LINK_HOPS} hops (a link loop)"
-    ))
+    Err(LinkError::Loop {
+        start: start.to_string(),
+    })
+}
+
+/// Why a claimed link leads to no file in the merged view; a reason for `partial` coverage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// The link (or a link it leads to) points at a path no layer holds for this extractor.
+    #[error(
+        "link {start} -> {target}: target is not in the image (or was not read by {extractor})"
+    )]
+    Dangling {
+        start: String,
+        target: String,
+        extractor: String,
+    },
+    /// More than [`MAX_LINK_HOPS`] links in a row.
+    #[error("link {start}: more than {MAX_LINK_HOPS} hops (a link loop)")]
+    Loop { start: String },
 }
 
 /// Identity of a package across layers: the same package at the same version from the same file.
@@ -174,7 +196,7 @@ fn collect<'a>(view: &View<'a>) -> Visible<'a> {
                             }
                         }
                     }
-                    Err(reason) => visible.problems.push(reason.clone()),
+                    Err(failure) => visible.problems.push(failure.to_string()),
                 },
                 Node::Link { .. } => match resolve(view, extractor, path) {
                     Ok((_, Ok(Extracted::Os(identity)))) => {
@@ -184,7 +206,7 @@ fn collect<'a>(view: &View<'a>) -> Visible<'a> {
                     Ok((_, Ok(Extracted::Packages(_) | Extracted::OwnedFiles(_)))) => {}
                     // The target's own failure is already reported at the target.
                     Ok((_, Err(_))) => {}
-                    Err(reason) => visible.problems.push(reason),
+                    Err(error) => visible.problems.push(error.to_string()),
                 },
             }
         }
@@ -406,5 +428,41 @@ fn coverage(inputs: CoverageInputs<'_>) -> Coverage {
             ),
         ),
         (Some(_), _) => status(CoverageStatus::Complete, String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Link reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn link_reasons_keep_their_text() {
+        let mut view: View<'_> = BTreeMap::new();
+        view.entry("etc/os-release").or_default().insert(
+            "os/release",
+            Node::Link {
+                target: "../usr/lib/os-release",
+                kind: LinkKind::Symlink,
+            },
+        );
+        view.entry("a").or_default().insert(
+            "os/release",
+            Node::Link {
+                target: "a",
+                kind: LinkKind::Symlink,
+            },
+        );
+        let dangling = resolve(&view, "os/release", "etc/os-release").unwrap_err();
+        assert_eq!(
+            dangling.to_string(),
+            "link etc/os-release -> usr/lib/os-release: target is not in the image (or was not read by os/release)"
+        );
+        let looped = resolve(&view, "os/release", "a").unwrap_err();
+        assert_eq!(looped, LinkError::Loop { start: "a".into() });
+        assert_eq!(
+            looped.to_string(),
+            "link a: more than 40 hops (a link loop)"
+        );
     }
 }

@@ -14,7 +14,7 @@ pub mod walk;
 
 use serde::{Deserialize, Serialize};
 
-use crate::extract::Extracted;
+use crate::extract::{ExtractError, Extracted};
 use crate::model::Digest;
 
 pub use cache::{CacheError, CacheLookup, LayerCache};
@@ -75,7 +75,63 @@ pub struct ClaimedFile {
     /// Size the tar header declared.
     pub size: u64,
     /// The parse result, or why the file was not read or not understood (a reason for `partial`).
-    pub result: Result<Extracted, String>,
+    pub result: Result<Extracted, FileFailure>,
+}
+
+/// Why one claimed file yielded nothing. The walk records it as a [`FileFailure`] and goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// The extractor read the file and refused it.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// The file is larger than the extractor's (or the walk's) limit, so it was not read.
+    #[error("{extractor}: {path}: file is {size} bytes, over the limit of {limit}; not read")]
+    TooLarge {
+        extractor: &'static str,
+        path: String,
+        size: u64,
+        limit: u64,
+    },
+    /// The extractor panicked; the panic was caught so one parser bug cannot end the walk.
+    #[error("{extractor}: {path}: extractor panicked on this file")]
+    Panicked {
+        extractor: &'static str,
+        path: String,
+    },
+}
+
+/// A [`FileError`] as recorded in a [`LayerInventory`]: its text, which the layer cache stores (as a
+/// plain JSON string) and the merge turns into a coverage reason. Built from a `FileError` by the walk,
+/// or read back from the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FileFailure(String);
+
+impl FileFailure {
+    /// The recorded reason.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<FileError> for FileFailure {
+    fn from(error: FileError) -> FileFailure {
+        FileFailure(error.to_string())
+    }
+}
+
+impl std::fmt::Display for FileFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for FileFailure {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Whether a claimed link is symbolic or a tar hard link.
@@ -219,4 +275,46 @@ pub enum LayerError {
     /// The worker running the walk went away (its thread panicked or the pool shut down).
     #[error("layer {digest}: the walk worker ended without a result")]
     WorkerLost { digest: Digest },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layer cache stores claimed files as JSON: a recorded failure must stay the plain string it
+    /// was before failures were typed, so existing cache entries still read.
+    #[test]
+    fn a_recorded_failure_is_stored_as_its_text() {
+        let failure = FileFailure::from(FileError::TooLarge {
+            extractor: "os/dpkg",
+            path: "var/lib/dpkg/status".into(),
+            size: 20,
+            limit: 10,
+        });
+        let file = ClaimedFile {
+            path: "var/lib/dpkg/status".into(),
+            extractor: "os/dpkg".into(),
+            extractor_version: 1,
+            size: 20,
+            result: Err(failure.clone()),
+        };
+        let json = serde_json::to_string(&file).unwrap();
+        let text = "os/dpkg: var/lib/dpkg/status: file is 20 bytes, over the limit of 10; not read";
+        assert!(
+            json.contains(&format!(r#""result":{{"Err":"{text}"}}"#)),
+            "{json}"
+        );
+        let back: ClaimedFile = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.result, Err(failure));
+        let panicked = FileError::Panicked {
+            extractor: "os/dpkg",
+            path: "x".into(),
+        };
+        assert_eq!(
+            FileFailure::from(panicked).as_str(),
+            "os/dpkg: x: extractor panicked on this file"
+        );
+        let refused = FileError::from(ExtractError::new("os/apk", "lib/apk/db/installed", "bad"));
+        assert_eq!(refused.to_string(), "os/apk: lib/apk/db/installed: bad");
+    }
 }

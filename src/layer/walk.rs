@@ -9,14 +9,15 @@ use std::pin::pin;
 use bytes::{Buf, Bytes};
 use futures::{Stream, StreamExt};
 
-use crate::extract::{Extracted, Extractor};
+use crate::extract::{ExtractError, Extracted, Extractor};
 use crate::model::Digest;
 
 use super::decompress::{self, Compression};
 use super::path;
 use super::tar::{EntryKind, TarError, TarReader};
 use super::{
-    ClaimedFile, ClaimedLink, ExtractorVersion, LayerError, LayerInventory, Limits, LinkKind,
+    ClaimedFile, ClaimedLink, ExtractorVersion, FileError, FileFailure, LayerError, LayerInventory,
+    Limits, LinkKind,
 };
 
 /// Buffer over the decompressed stream; the tar reader parses headers and skips bodies inside it.
@@ -345,17 +346,19 @@ impl<'a> Walker<'a> {
             let limit = limit_for(extractor);
             let result = match &contents {
                 Some(data) if size <= limit => run_extractor(extractor, &path, data),
-                _ => Err(format!(
-                    "{}: {path}: file is {size} bytes, over the limit of {limit}; not read",
-                    extractor.name()
-                )),
+                _ => Err(FileError::TooLarge {
+                    extractor: extractor.name(),
+                    path: path.clone(),
+                    size,
+                    limit,
+                }),
             };
             self.inventory.files.push(ClaimedFile {
                 path: path.clone(),
                 extractor: extractor.name().to_string(),
                 extractor_version: extractor.version(),
                 size,
-                result,
+                result: result.map_err(FileFailure::from),
             });
         }
         Ok(())
@@ -377,10 +380,12 @@ impl<'a> Walker<'a> {
         self.claimed_files += 1;
         let limit = extractor.max_file_size();
         let result = if size > limit {
-            Err(format!(
-                "{}: {path}: file is {size} bytes, over the limit of {limit}; not read",
-                extractor.name()
-            ))
+            Err(FileError::TooLarge {
+                extractor: extractor.name(),
+                path: path.clone(),
+                size,
+                limit,
+            })
         } else {
             let mut body = tar.body_reader(size);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -390,21 +395,14 @@ impl<'a> Walker<'a> {
             if let Some(error) = body.error.take() {
                 return Err(error);
             }
-            match outcome {
-                Ok(Ok(extracted)) => Ok(extracted),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err(format!(
-                    "{}: {path}: extractor panicked on this file",
-                    extractor.name()
-                )),
-            }
+            outcome_of(extractor, &path, outcome)
         };
         self.inventory.files.push(ClaimedFile {
             path,
             extractor: extractor.name().to_string(),
             extractor_version: extractor.version(),
             size,
-            result,
+            result: result.map_err(FileFailure::from),
         });
         Ok(())
     }
@@ -448,16 +446,30 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// Runs one extractor, turning its error (or a panic, which must not take the walk down) into the
-/// recorded reason.
-fn run_extractor(extractor: &dyn Extractor, path: &str, data: &[u8]) -> Result<Extracted, String> {
-    match catch_unwind(AssertUnwindSafe(|| extractor.extract(path, data))) {
+/// Runs one extractor; its error, or a panic (which must not take the walk down), becomes a
+/// [`FileError`].
+fn run_extractor(
+    extractor: &dyn Extractor,
+    path: &str,
+    data: &[u8],
+) -> Result<Extracted, FileError> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| extractor.extract(path, data)));
+    outcome_of(extractor, path, outcome)
+}
+
+/// What an extractor call caught by `catch_unwind` means for the file.
+fn outcome_of(
+    extractor: &dyn Extractor,
+    path: &str,
+    outcome: std::thread::Result<Result<Extracted, ExtractError>>,
+) -> Result<Extracted, FileError> {
+    match outcome {
         Ok(Ok(extracted)) => Ok(extracted),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!(
-            "{}: {path}: extractor panicked on this file",
-            extractor.name()
-        )),
+        Ok(Err(error)) => Err(FileError::Extract(error)),
+        Err(_) => Err(FileError::Panicked {
+            extractor: extractor.name(),
+            path: path.to_string(),
+        }),
     }
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Inventory, Package, PackageType};
 use crate::version::Scheme;
-use crate::vulndb::ecosystem::{self, EcosystemInfo, Naming, Versioning};
+use crate::vulndb::ecosystem::{self, EcosystemInfo, Naming};
 use crate::vulndb::Database;
 
 pub use finding::{Finding, Severity, SeveritySource};
@@ -99,19 +99,6 @@ pub fn match_inventory(db: &Database, inventory: &Inventory) -> MatchOutput {
 struct Caches<'a> {
     parsed: &'a [OnceCell<ParsedAffected>],
     scored: &'a [OnceCell<finding::Scored>],
-}
-
-/// The scheme for an ecosystem's versioning.
-fn scheme(versioning: Versioning) -> Scheme {
-    match versioning {
-        Versioning::Dpkg => Scheme::Dpkg,
-        Versioning::Apk => Scheme::Apk,
-        Versioning::Rpm => Scheme::Rpm,
-        Versioning::Semver => Scheme::Semver,
-        Versioning::Go => Scheme::Go,
-        Versioning::Pep440 => Scheme::Pep440,
-        Versioning::Maven => Scheme::Maven,
-    }
 }
 
 /// The names (normalised) and version a package is looked up and compared with.
@@ -219,7 +206,7 @@ fn match_package(
     }
     stats.packages_checked += 1;
     let lookup = lookup_for(info, package);
-    let scheme = scheme(info.versioning);
+    let scheme = info.versioning;
 
     let mut installed = None;
     // Few advisories meet one package: a short list beats a hash set allocated per package.

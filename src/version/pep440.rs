@@ -78,6 +78,121 @@ impl Cursor<'_> {
     }
 }
 
+/// The parts of `VERSION_PATTERN`, in the order the regex reads them. Each optional part restores the
+/// cursor when it is absent, as the regex backtracks.
+impl Cursor<'_> {
+    /// `[N!]N(.N)*`: an epoch is digits followed by `!`; otherwise those digits start the release.
+    fn epoch_and_release(&mut self) -> Result<(Option<Span>, Span), &'static str> {
+        let first = self.digits().ok_or("expected a release number")?;
+        let mut epoch = None;
+        let release_start;
+        if self.peek() == Some(b'!') {
+            epoch = Some(first);
+            self.pos += 1;
+            release_start = self.pos;
+            self.digits()
+                .ok_or("expected a release number after the epoch")?;
+        } else {
+            release_start = first.0;
+        }
+        while self.peek() == Some(b'.')
+            && self.bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit)
+        {
+            self.pos += 1;
+            self.digits();
+        }
+        Ok((epoch, (release_start, self.pos)))
+    }
+
+    /// `[{a|b|rc}N]` in any of its spellings.
+    fn pre_release(&mut self) -> Option<(PreKind, Option<Span>)> {
+        let save = self.pos;
+        self.separator();
+        let words = ["alpha", "a", "beta", "b", "preview", "pre", "c", "rc"];
+        match self.word(&words) {
+            Some(index) => {
+                let kind = match index {
+                    0 | 1 => PreKind::Alpha,
+                    2 | 3 => PreKind::Beta,
+                    _ => PreKind::ReleaseCandidate,
+                };
+                // The regex takes the optional separator greedily even without a number
+                // ("1.0a-" is valid); a later part never needs it, as it may have its own.
+                self.separator();
+                Some((kind, self.digits()))
+            }
+            None => {
+                self.pos = save;
+                None
+            }
+        }
+    }
+
+    /// `[.postN]`, also spelled `-N`, `rev` or `r`.
+    fn post_release(&mut self) -> Option<Option<Span>> {
+        let save = self.pos;
+        if self.peek() == Some(b'-') && self.bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit)
+        {
+            self.pos += 1;
+            return Some(self.digits());
+        }
+        self.separator();
+        match self.word(&["post", "rev", "r"]) {
+            Some(_) => {
+                self.separator();
+                Some(self.digits())
+            }
+            None => {
+                self.pos = save;
+                None
+            }
+        }
+    }
+
+    /// `[.devN]`.
+    fn dev_release(&mut self) -> Option<Option<Span>> {
+        let save = self.pos;
+        self.separator();
+        match self.word(&["dev"]) {
+            Some(_) => {
+                self.separator();
+                Some(self.digits())
+            }
+            None => {
+                self.pos = save;
+                None
+            }
+        }
+    }
+
+    /// `[+label]`: alphanumeric segments separated by `.`, `-` or `_`.
+    fn local_label(&mut self) -> Result<Option<Span>, &'static str> {
+        if self.peek() != Some(b'+') {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let start = self.pos;
+        loop {
+            let segment = self.pos;
+            while self.peek().is_some_and(|b| b.is_ascii_alphanumeric()) {
+                self.pos += 1;
+            }
+            if self.pos == segment {
+                return Err("empty or invalid local version segment");
+            }
+            let next = self.bytes.get(self.pos + 1).copied();
+            if matches!(self.peek(), Some(b'-' | b'_' | b'.'))
+                && next.is_some_and(|b| b.is_ascii_alphanumeric())
+            {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(Some((start, self.pos)))
+    }
+}
+
 /// Python's `str.isspace`, which `packaging` strips with.
 fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
@@ -95,115 +210,15 @@ impl Pep440Version {
             pos: offset,
         };
         let end = offset + body.len();
-        let at_end = |at: &Cursor| at.pos == end;
         if matches!(at.peek(), Some(b'v' | b'V')) {
             at.pos += 1;
         }
-        // An epoch is digits followed by `!`; otherwise those digits start the release.
-        let first = at
-            .digits()
-            .ok_or_else(|| err("expected a release number"))?;
-        let mut epoch = None;
-        let release_start;
-        if at.peek() == Some(b'!') {
-            epoch = Some(first);
-            at.pos += 1;
-            release_start = at.pos;
-            at.digits()
-                .ok_or_else(|| err("expected a release number after the epoch"))?;
-        } else {
-            release_start = first.0;
-        }
-        while at.peek() == Some(b'.') && at.bytes.get(at.pos + 1).is_some_and(u8::is_ascii_digit) {
-            at.pos += 1;
-            at.digits();
-        }
-        let release = (release_start, at.pos);
-
-        let pre = {
-            let save = at.pos;
-            at.separator();
-            let words = ["alpha", "a", "beta", "b", "preview", "pre", "c", "rc"];
-            match at.word(&words) {
-                Some(index) => {
-                    let kind = match index {
-                        0 | 1 => PreKind::Alpha,
-                        2 | 3 => PreKind::Beta,
-                        _ => PreKind::ReleaseCandidate,
-                    };
-                    // The regex takes the optional separator greedily even without a number
-                    // ("1.0a-" is valid); a later part never needs it, as it may have its own.
-                    at.separator();
-                    Some((kind, at.digits()))
-                }
-                None => {
-                    at.pos = save;
-                    None
-                }
-            }
-        };
-
-        let post = {
-            let save = at.pos;
-            if at.peek() == Some(b'-') && at.bytes.get(at.pos + 1).is_some_and(u8::is_ascii_digit) {
-                at.pos += 1;
-                Some(at.digits())
-            } else {
-                at.separator();
-                match at.word(&["post", "rev", "r"]) {
-                    Some(_) => {
-                        at.separator();
-                        Some(at.digits())
-                    }
-                    None => {
-                        at.pos = save;
-                        None
-                    }
-                }
-            }
-        };
-
-        let dev = {
-            let save = at.pos;
-            at.separator();
-            match at.word(&["dev"]) {
-                Some(_) => {
-                    at.separator();
-                    Some(at.digits())
-                }
-                None => {
-                    at.pos = save;
-                    None
-                }
-            }
-        };
-
-        let local = if at.peek() == Some(b'+') {
-            at.pos += 1;
-            let start = at.pos;
-            loop {
-                let segment = at.pos;
-                while at.peek().is_some_and(|b| b.is_ascii_alphanumeric()) {
-                    at.pos += 1;
-                }
-                if at.pos == segment {
-                    return Err(err("empty or invalid local version segment"));
-                }
-                let next = at.bytes.get(at.pos + 1).copied();
-                if matches!(at.peek(), Some(b'-' | b'_' | b'.'))
-                    && next.is_some_and(|b| b.is_ascii_alphanumeric())
-                {
-                    at.pos += 1;
-                } else {
-                    break;
-                }
-            }
-            Some((start, at.pos))
-        } else {
-            None
-        };
-
-        if !at_end(&at) {
+        let (epoch, release) = at.epoch_and_release().map_err(err)?;
+        let pre = at.pre_release();
+        let post = at.post_release();
+        let dev = at.dev_release();
+        let local = at.local_label().map_err(err)?;
+        if at.pos != end {
             return Err(err("not a PEP 440 version"));
         }
         Ok(Pep440Version {

@@ -4,18 +4,7 @@
 //! index lookup silently misses; both therefore go through [`normalize_name`] here.
 
 use crate::model::PackageType;
-
-/// The version ordering an ecosystem uses. The matcher maps it onto `crate::version::Scheme`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Versioning {
-    Dpkg,
-    Apk,
-    Rpm,
-    Semver,
-    Go,
-    Pep440,
-    Maven,
-}
+use crate::version::Scheme;
 
 /// Which package name (and version) an ecosystem's advisories are keyed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,10 +32,11 @@ pub struct EcosystemInfo {
     pub family: &'static str,
     pub package_type: PackageType,
     pub naming: Naming,
-    pub versioning: Versioning,
+    /// The version ordering its advisories' ranges and its packages' versions are compared with.
+    pub versioning: Scheme,
 }
 
-const fn os(family: &'static str, naming: Naming, versioning: Versioning) -> EcosystemInfo {
+const fn os(family: &'static str, naming: Naming, versioning: Scheme) -> EcosystemInfo {
     EcosystemInfo {
         family,
         package_type: PackageType::Os,
@@ -55,7 +45,7 @@ const fn os(family: &'static str, naming: Naming, versioning: Versioning) -> Eco
     }
 }
 
-const fn lang(family: &'static str, naming: Naming, versioning: Versioning) -> EcosystemInfo {
+const fn lang(family: &'static str, naming: Naming, versioning: Scheme) -> EcosystemInfo {
     EcosystemInfo {
         family,
         package_type: PackageType::Language,
@@ -66,23 +56,23 @@ const fn lang(family: &'static str, naming: Naming, versioning: Versioning) -> E
 
 /// Every ecosystem family Vigil can match. Records of other ecosystems are counted as unknown at import.
 const KNOWN: &[EcosystemInfo] = &[
-    os("Debian", Naming::DebSource, Versioning::Dpkg),
-    os("Ubuntu", Naming::DebSource, Versioning::Dpkg),
-    os("Alpine", Naming::ApkOrigin, Versioning::Apk),
-    os("Wolfi", Naming::ApkOrigin, Versioning::Apk),
-    os("Chainguard", Naming::ApkOrigin, Versioning::Apk),
-    os("AlmaLinux", Naming::RpmBinaryOrSource, Versioning::Rpm),
-    os("Rocky Linux", Naming::RpmBinaryOrSource, Versioning::Rpm),
-    os("Red Hat", Naming::RpmBinaryOrSource, Versioning::Rpm),
-    os("openSUSE", Naming::RpmBinaryOrSource, Versioning::Rpm),
-    os("SUSE", Naming::RpmBinaryOrSource, Versioning::Rpm),
-    os("Mageia", Naming::RpmBinaryOrSource, Versioning::Rpm),
-    os("openEuler", Naming::RpmBinaryOrSource, Versioning::Rpm),
-    lang("PyPI", Naming::Pep503, Versioning::Pep440),
-    lang("npm", Naming::CaseInsensitive, Versioning::Semver),
-    lang("crates.io", Naming::CaseInsensitive, Versioning::Semver),
-    lang("Go", Naming::Exact, Versioning::Go),
-    lang("Maven", Naming::MavenCoordinates, Versioning::Maven),
+    os("Debian", Naming::DebSource, Scheme::Dpkg),
+    os("Ubuntu", Naming::DebSource, Scheme::Dpkg),
+    os("Alpine", Naming::ApkOrigin, Scheme::Apk),
+    os("Wolfi", Naming::ApkOrigin, Scheme::Apk),
+    os("Chainguard", Naming::ApkOrigin, Scheme::Apk),
+    os("AlmaLinux", Naming::RpmBinaryOrSource, Scheme::Rpm),
+    os("Rocky Linux", Naming::RpmBinaryOrSource, Scheme::Rpm),
+    os("Red Hat", Naming::RpmBinaryOrSource, Scheme::Rpm),
+    os("openSUSE", Naming::RpmBinaryOrSource, Scheme::Rpm),
+    os("SUSE", Naming::RpmBinaryOrSource, Scheme::Rpm),
+    os("Mageia", Naming::RpmBinaryOrSource, Scheme::Rpm),
+    os("openEuler", Naming::RpmBinaryOrSource, Scheme::Rpm),
+    lang("PyPI", Naming::Pep503, Scheme::Pep440),
+    lang("npm", Naming::CaseInsensitive, Scheme::Semver),
+    lang("crates.io", Naming::CaseInsensitive, Scheme::Semver),
+    lang("Go", Naming::Exact, Scheme::Go),
+    lang("Maven", Naming::MavenCoordinates, Scheme::Maven),
 ];
 
 /// The family of an OSV ecosystem string: `Debian:12` -> `Debian`, `Ubuntu:22.04:LTS` -> `Ubuntu`.
@@ -133,7 +123,7 @@ mod tests {
     fn families_and_kinds() {
         assert_eq!(family("Ubuntu:Pro:16.04:LTS"), "Ubuntu");
         assert_eq!(info("Debian:11").unwrap().naming, Naming::DebSource);
-        assert_eq!(info("Rocky Linux:9").unwrap().versioning, Versioning::Rpm);
+        assert_eq!(info("Rocky Linux:9").unwrap().versioning, Scheme::Rpm);
         assert_eq!(info("PyPI").unwrap().package_type, PackageType::Language);
         assert!(info("NuGet").is_none());
         assert!(info("").is_none());

@@ -122,15 +122,41 @@ impl BuildInfo {
     }
 }
 
+/// Why build info that is present could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildInfoError {
+    /// Reading the file itself failed.
+    #[error("read failed: {0}")]
+    Read(std::io::Error),
+    #[error("build info ends inside a length")]
+    TruncatedLength,
+    /// More than ten varint bytes.
+    #[error("build info length is not a valid varint")]
+    BadVarint,
+    /// A string length over [`MAX_STRING`]: corruption, not a real program's module list.
+    #[error("build info {what} claims {len} bytes, over the limit of {MAX_STRING}")]
+    StringTooLong { what: &'static str, len: u64 },
+    #[error("build info ends inside the {what}")]
+    TruncatedString { what: &'static str },
+    #[error("build info header is truncated")]
+    TruncatedHeader,
+    /// Before Go 1.18 the header held pointers into the data segment; following them needs the whole
+    /// address map. Said rather than reporting the binary empty.
+    #[error("build info of Go before 1.18 (pointer format) is not supported")]
+    PointerFormat,
+    #[error("build info {what} is not UTF-8")]
+    NotUtf8 { what: &'static str },
+}
+
 /// Reads exactly `buf.len()` bytes unless the stream ends first; returns how many were read.
-fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, String> {
+fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, BuildInfoError> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(format!("read failed: {error}")),
+            Err(error) => return Err(BuildInfoError::Read(error)),
         }
     }
     Ok(filled)
@@ -146,19 +172,19 @@ struct Window<'a> {
 
 impl Window<'_> {
     /// Appends up to `want` more bytes; returns how many arrived.
-    fn grow(&mut self, want: usize) -> Result<usize, String> {
+    fn grow(&mut self, want: usize) -> Result<usize, BuildInfoError> {
         let want = want.min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         // `read_to_end` on a bounded reader fills spare capacity without zeroing it first.
         let got = (&mut *self.reader)
             .take(want as u64)
             .read_to_end(&mut self.data)
-            .map_err(|error| format!("read failed: {error}"))?;
+            .map_err(BuildInfoError::Read)?;
         self.remaining -= got as u64;
         Ok(got)
     }
 
     /// Makes sure `data` holds at least `len` bytes, reading more as needed.
-    fn ensure(&mut self, len: usize) -> Result<bool, String> {
+    fn ensure(&mut self, len: usize) -> Result<bool, BuildInfoError> {
         while self.data.len() < len {
             if self.grow(len - self.data.len())? == 0 {
                 return Ok(false);
@@ -174,7 +200,7 @@ impl Window<'_> {
     }
 
     /// Skips forward to absolute offset `target` without keeping the bytes.
-    fn skip_to(&mut self, target: u64) -> Result<(), String> {
+    fn skip_to(&mut self, target: u64) -> Result<(), BuildInfoError> {
         let end = self.start + self.data.len() as u64;
         if target <= end {
             return Ok(());
@@ -200,7 +226,10 @@ impl Window<'_> {
 /// Streams a file of `size` bytes looking for Go build info. `Ok(None)` when it is not an ELF file or
 /// carries no build info (a C program, a static binary stripped of it); `Err` when build info is there
 /// but malformed.
-pub fn find_build_info(reader: &mut dyn Read, size: u64) -> Result<Option<BuildInfo>, String> {
+pub fn find_build_info(
+    reader: &mut dyn Read,
+    size: u64,
+) -> Result<Option<BuildInfo>, BuildInfoError> {
     let mut window = Window {
         reader,
         data: Vec::with_capacity(CHUNK),
@@ -252,11 +281,11 @@ pub fn find_build_info(reader: &mut dyn Read, size: u64) -> Result<Option<BuildI
 }
 
 /// Reads Go's unsigned varint (at most 10 bytes).
-fn read_varint(window: &mut Window<'_>, at: &mut usize) -> Result<u64, String> {
+fn read_varint(window: &mut Window<'_>, at: &mut usize) -> Result<u64, BuildInfoError> {
     let mut value = 0u64;
     for shift in (0..70).step_by(7) {
         if !window.ensure(*at + 1)? {
-            return Err("build info ends inside a length".into());
+            return Err(BuildInfoError::TruncatedLength);
         }
         let byte = window.data[*at];
         *at += 1;
@@ -265,19 +294,21 @@ fn read_varint(window: &mut Window<'_>, at: &mut usize) -> Result<u64, String> {
             return Ok(value);
         }
     }
-    Err("build info length is not a valid varint".into())
+    Err(BuildInfoError::BadVarint)
 }
 
-fn read_bytes(window: &mut Window<'_>, at: &mut usize, what: &str) -> Result<Vec<u8>, String> {
+fn read_bytes(
+    window: &mut Window<'_>,
+    at: &mut usize,
+    what: &'static str,
+) -> Result<Vec<u8>, BuildInfoError> {
     let len = read_varint(window, at)?;
     if len > MAX_STRING {
-        return Err(format!(
-            "build info {what} claims {len} bytes, over the limit of {MAX_STRING}"
-        ));
+        return Err(BuildInfoError::StringTooLong { what, len });
     }
     let len = len as usize;
     if !window.ensure(*at + len)? {
-        return Err(format!("build info ends inside the {what}"));
+        return Err(BuildInfoError::TruncatedString { what });
     }
     let bytes = window.data[*at..*at + len].to_vec();
     *at += len;
@@ -285,27 +316,26 @@ fn read_bytes(window: &mut Window<'_>, at: &mut usize, what: &str) -> Result<Vec
 }
 
 /// Parses the build info whose magic starts `window.data`.
-fn parse_at(window: &mut Window<'_>) -> Result<BuildInfo, String> {
+fn parse_at(window: &mut Window<'_>) -> Result<BuildInfo, BuildInfoError> {
     if !window.ensure(HEADER_SIZE)? {
-        return Err("build info header is truncated".into());
+        return Err(BuildInfoError::TruncatedHeader);
     }
     let flags = window.data[15];
     if flags & FLAG_INLINE_STRINGS == 0 {
-        // Before Go 1.18 the header held pointers into the data segment; following them needs the
-        // whole address map. Say so rather than report the binary empty.
-        return Err("build info of Go before 1.18 (pointer format) is not supported".into());
+        return Err(BuildInfoError::PointerFormat);
     }
     let mut at = HEADER_SIZE;
     let go_version = String::from_utf8(read_bytes(window, &mut at, "Go version")?)
-        .map_err(|_| "build info Go version is not UTF-8".to_string())?;
+        .map_err(|_| BuildInfoError::NotUtf8 { what: "Go version" })?;
     let mut modinfo = read_bytes(window, &mut at, "module info")?;
     // The linker wraps the text in two 16-byte binary sentinels; drop them before decoding.
     if modinfo.len() >= 33 && modinfo[modinfo.len() - 17] == b'\n' {
         modinfo.truncate(modinfo.len() - 16);
         modinfo.drain(..16);
     }
-    let modinfo = String::from_utf8(modinfo)
-        .map_err(|_| "build info module info is not UTF-8".to_string())?;
+    let modinfo = String::from_utf8(modinfo).map_err(|_| BuildInfoError::NotUtf8 {
+        what: "module info",
+    })?;
     Ok(parse_modinfo(go_version, &modinfo))
 }
 
@@ -404,17 +434,20 @@ mod tests {
         file[160..170].copy_from_slice(&[0xff; 10]);
         let error = find_build_info(&mut &file[..], file.len() as u64).unwrap_err();
         assert!(
-            error.contains("varint") || error.contains("limit"),
+            matches!(
+                error,
+                BuildInfoError::BadVarint | BuildInfoError::StringTooLong { .. }
+            ),
             "{error}"
         );
         file[160..165].copy_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
         let error = find_build_info(&mut &file[..], file.len() as u64).unwrap_err();
-        assert!(error.contains("limit"), "{error}");
+        assert!(error.to_string().contains("limit"), "{error}");
         file[143] = 0;
         let error = find_build_info(&mut &file[..], file.len() as u64).unwrap_err();
-        assert!(error.contains("1.18"), "{error}");
+        assert!(error.to_string().contains("1.18"), "{error}");
         // Truncated right after the magic.
         let error = find_build_info(&mut &file[..150], 150).unwrap_err();
-        assert!(error.contains("truncated"), "{error}");
+        assert!(error.to_string().contains("truncated"), "{error}");
     }
 }

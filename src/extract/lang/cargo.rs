@@ -64,6 +64,26 @@ impl Extractor for Cargo {
     }
 }
 
+/// Why a `Cargo.lock` or a cargo-auditable section could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CargoError {
+    #[error("not UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
+    /// Not TOML, or TOML without the `[[package]]` shape (the parser's message, on one short line).
+    #[error("invalid Cargo.lock: {message}")]
+    InvalidLock { message: String },
+    /// The executable names the section but its section table cannot be read.
+    #[error("{AUDIT_SECTION} present but unreadable: {0}")]
+    UnreadableSection(elf::ElfError),
+    #[error("{AUDIT_SECTION} is not valid zlib data: {0}")]
+    NotZlib(std::io::Error),
+    /// Larger than [`MAX_AUDIT_JSON`] once inflated: a bomb, not a crate list.
+    #[error("{AUDIT_SECTION} decompresses to more than {MAX_AUDIT_JSON} bytes")]
+    SectionTooLarge,
+    #[error("{AUDIT_SECTION} holds invalid JSON: {0}")]
+    InvalidJson(serde_json::Error),
+}
+
 #[derive(Deserialize)]
 struct LockFile {
     #[serde(default)]
@@ -78,13 +98,10 @@ struct LockEntry {
 
 /// Parses a `Cargo.lock`: every `[[package]]` entry, including workspace and path crates (they are
 /// what the image built; advisories simply never name them).
-pub fn parse_lock(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
-    let text = std::str::from_utf8(contents).map_err(|error| format!("not UTF-8: {error}"))?;
-    let lock: LockFile = toml::from_str(text).map_err(|error| {
-        format!(
-            "invalid Cargo.lock: {}",
-            shorten(&error.to_string().replace('\n', " "))
-        )
+pub fn parse_lock(location: &str, contents: &[u8]) -> Result<Vec<Package>, CargoError> {
+    let text = std::str::from_utf8(contents).map_err(CargoError::NotUtf8)?;
+    let lock: LockFile = toml::from_str(text).map_err(|error| CargoError::InvalidLock {
+        message: shorten(&error.to_string().replace('\n', " ")),
     })?;
     Ok(lock
         .package
@@ -106,7 +123,7 @@ struct AuditPackage {
 
 /// Reads the cargo-auditable crate list of an ELF executable; an executable without the section
 /// yields nothing, a present but corrupt section is an error.
-pub fn parse_auditable(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
+pub fn parse_auditable(location: &str, contents: &[u8]) -> Result<Vec<Package>, CargoError> {
     // Not every ELF-looking file is a well-formed executable; only a readable section table can hold
     // the crate list.
     let Ok(header) = elf::Header::parse(contents) else {
@@ -122,7 +139,7 @@ pub fn parse_auditable(location: &str, contents: &[u8]) -> Result<Vec<Package>, 
                 .windows(AUDIT_SECTION.len())
                 .any(|w| w == AUDIT_SECTION.as_bytes())
             {
-                return Err(format!("{AUDIT_SECTION} present but unreadable: {error}"));
+                return Err(CargoError::UnreadableSection(error));
             }
             return Ok(Vec::new());
         }
@@ -131,14 +148,11 @@ pub fn parse_auditable(location: &str, contents: &[u8]) -> Result<Vec<Package>, 
     flate2::read::ZlibDecoder::new(section)
         .take(MAX_AUDIT_JSON + 1)
         .read_to_end(&mut json)
-        .map_err(|error| format!("{AUDIT_SECTION} is not valid zlib data: {error}"))?;
+        .map_err(CargoError::NotZlib)?;
     if json.len() as u64 > MAX_AUDIT_JSON {
-        return Err(format!(
-            "{AUDIT_SECTION} decompresses to more than {MAX_AUDIT_JSON} bytes"
-        ));
+        return Err(CargoError::SectionTooLarge);
     }
-    let info: AuditInfo = serde_json::from_slice(&json)
-        .map_err(|error| format!("{AUDIT_SECTION} holds invalid JSON: {error}"))?;
+    let info: AuditInfo = serde_json::from_slice(&json).map_err(CargoError::InvalidJson)?;
     Ok(info
         .packages
         .into_iter()
@@ -177,6 +191,22 @@ mod tests {
         assert_eq!(
             Cargo.extract("usr/bin/x", script).unwrap(),
             Extracted::Packages(Vec::new())
+        );
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let error = parse_lock("x", b"\xff\xfe").unwrap_err();
+        assert!(error.to_string().starts_with("not UTF-8: "), "{error}");
+        let error = parse_lock("x", b"[[package]\n").unwrap_err();
+        assert!(matches!(error, CargoError::InvalidLock { .. }));
+        let text = error.to_string();
+        assert!(text.starts_with("invalid Cargo.lock: "), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(
+            CargoError::SectionTooLarge.to_string(),
+            format!(".dep-v0 decompresses to more than {MAX_AUDIT_JSON} bytes")
         );
     }
 }

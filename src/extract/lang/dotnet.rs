@@ -40,17 +40,32 @@ impl Extractor for Dotnet {
     }
 }
 
+/// Why a `*.deps.json` could not be read. Keys are shortened.
+#[derive(Debug, thiserror::Error)]
+pub enum DepsError {
+    #[error("invalid JSON: {0}")]
+    InvalidJson(serde_json::Error),
+    #[error("expected a JSON object")]
+    NotAnObject,
+    #[error("`libraries` is not an object")]
+    LibrariesNotAnObject,
+    /// A package library keyed otherwise than `name/version`.
+    #[error("library key {key:?} is not `name/version`")]
+    KeyWithoutSlash { key: String },
+    #[error("library key {key:?} has an empty part")]
+    KeyWithEmptyPart { key: String },
+}
+
 /// Parses a deps.json: every `libraries` entry of type `package` as `name/version`. Entries of type
 /// `project` (the app and its own projects) and `reference` are local code, not NuGet packages.
-pub fn parse_deps(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
-    let document: Value =
-        serde_json::from_slice(contents).map_err(|error| format!("invalid JSON: {error}"))?;
+pub fn parse_deps(location: &str, contents: &[u8]) -> Result<Vec<Package>, DepsError> {
+    let document: Value = serde_json::from_slice(contents).map_err(DepsError::InvalidJson)?;
     let Value::Object(document) = document else {
-        return Err("expected a JSON object".into());
+        return Err(DepsError::NotAnObject);
     };
     let libraries = match document.get("libraries") {
         Some(Value::Object(libraries)) => libraries,
-        Some(_) => return Err("`libraries` is not an object".into()),
+        Some(_) => return Err(DepsError::LibrariesNotAnObject),
         None => return Ok(Vec::new()),
     };
     let mut packages = Vec::new();
@@ -60,13 +75,10 @@ pub fn parse_deps(location: &str, contents: &[u8]) -> Result<Vec<Package>, Strin
             continue;
         }
         let Some((name, version)) = key.split_once('/') else {
-            return Err(format!(
-                "library key {:?} is not `name/version`",
-                shorten(key)
-            ));
+            return Err(DepsError::KeyWithoutSlash { key: shorten(key) });
         };
         if name.is_empty() || version.is_empty() {
-            return Err(format!("library key {:?} has an empty part", shorten(key)));
+            return Err(DepsError::KeyWithEmptyPart { key: shorten(key) });
         }
         packages.push(lang_package(
             NAME,
@@ -93,5 +105,27 @@ mod tests {
         assert!(parse_deps("x", br#"{"libraries":{"NoSlash":{"type":"package"}}}"#).is_err());
         assert!(parse_deps("x", "[".repeat(50_000).as_bytes()).is_err());
         assert!(parse_deps("x", b"{}").unwrap().is_empty());
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"[]", "expected a JSON object"),
+            (br#"{"libraries":[]}"#, "`libraries` is not an object"),
+            (
+                br#"{"libraries":{"NoSlash":{"type":"package"}}}"#,
+                "library key \"NoSlash\" is not `name/version`",
+            ),
+            (
+                br#"{"libraries":{"a/":{"type":"package"}}}"#,
+                "library key \"a/\" has an empty part",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_deps("x", text).unwrap_err().to_string(), want);
+        }
+        let error = parse_deps("x", b"{").unwrap_err();
+        assert!(error.to_string().starts_with("invalid JSON: "), "{error}");
     }
 }

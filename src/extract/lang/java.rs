@@ -68,30 +68,81 @@ impl Extractor for Java {
     }
 }
 
+/// Why a jar/war/ear (or an archive nested in it) could not be read. `entry` names the member inside
+/// the archive, so the reason says where in a fat jar the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Not a zip archive, or its central directory is damaged.
+    #[error("not a readable zip archive: {0}")]
+    NotZip(zip::result::ZipError),
+    /// More members than [`MAX_ENTRIES`]; reading them all would be an attack on the walk.
+    #[error("archive lists {entries} entries, over the limit of {MAX_ENTRIES}")]
+    TooManyEntries { entries: usize },
+    #[error("{entry}: cannot open entry: {source}")]
+    OpenEntry {
+        entry: String,
+        source: zip::result::ZipError,
+    },
+    /// The member declares more bytes than the limit for its kind.
+    #[error("{entry}: {size} bytes, over the limit of {limit}")]
+    EntryTooLarge {
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{entry}: cannot read entry: {source}")]
+    ReadEntry {
+        entry: String,
+        source: std::io::Error,
+    },
+    /// The member inflates past its limit whatever it declares (a zip bomb).
+    #[error("{entry}: inflates past the limit of {limit} bytes")]
+    InflatesTooFar { entry: String, limit: u64 },
+    /// An archive nested deeper than [`MAX_DEPTH`].
+    #[error("{entry}: archives nested more than {MAX_DEPTH} deep were not read")]
+    NestedTooDeep { entry: String },
+    /// A nested archive's own problem, prefixed with where it sits.
+    #[error("{entry}: {source}")]
+    Nested {
+        entry: String,
+        source: Box<ArchiveError>,
+    },
+}
+
 /// Reads one entry fully, refusing more than `limit` bytes whatever its header declares.
 fn read_entry<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     index: usize,
     limit: u64,
     inner: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ArchiveError> {
     let entry = archive
         .by_index(index)
-        .map_err(|error| format!("{inner}: cannot open entry: {error}"))?;
+        .map_err(|source| ArchiveError::OpenEntry {
+            entry: inner.to_string(),
+            source,
+        })?;
     if entry.size() > limit {
-        return Err(format!(
-            "{inner}: {} bytes, over the limit of {limit}",
-            entry.size()
-        ));
+        return Err(ArchiveError::EntryTooLarge {
+            entry: inner.to_string(),
+            size: entry.size(),
+            limit,
+        });
     }
     let mut data = Vec::with_capacity(usize::try_from(entry.size().min(1 << 20)).unwrap_or(0));
     // The declared size can lie (a zip bomb); `take` bounds what is really inflated.
     entry
         .take(limit + 1)
         .read_to_end(&mut data)
-        .map_err(|error| format!("{inner}: cannot read entry: {error}"))?;
+        .map_err(|source| ArchiveError::ReadEntry {
+            entry: inner.to_string(),
+            source,
+        })?;
     if data.len() as u64 > limit {
-        return Err(format!("{inner}: inflates past the limit of {limit} bytes"));
+        return Err(ArchiveError::InflatesTooFar {
+            entry: inner.to_string(),
+            limit,
+        });
     }
     Ok(data)
 }
@@ -104,14 +155,12 @@ fn scan_archive<R: Read + Seek>(
     reader: R,
     depth: usize,
     packages: &mut Vec<Package>,
-) -> Result<(), String> {
-    let mut archive =
-        ZipArchive::new(reader).map_err(|error| format!("not a readable zip archive: {error}"))?;
+) -> Result<(), ArchiveError> {
+    let mut archive = ZipArchive::new(reader).map_err(ArchiveError::NotZip)?;
     if archive.len() > MAX_ENTRIES {
-        return Err(format!(
-            "archive lists {} entries, over the limit of {MAX_ENTRIES}",
-            archive.len()
-        ));
+        return Err(ArchiveError::TooManyEntries {
+            entries: archive.len(),
+        });
     }
     let mut poms = Vec::new();
     let mut manifest = None;
@@ -149,9 +198,9 @@ fn scan_archive<R: Read + Seek>(
     }
     for name in &nested {
         if depth + 1 > MAX_DEPTH {
-            return Err(format!(
-                "{name}: archives nested more than {MAX_DEPTH} deep were not read"
-            ));
+            return Err(ArchiveError::NestedTooDeep {
+                entry: name.clone(),
+            });
         }
         let Some(index) = index_of(&archive, name) else {
             continue;
@@ -159,8 +208,12 @@ fn scan_archive<R: Read + Seek>(
         let data = read_entry(&mut archive, index, MAX_NESTED_SIZE, name)?;
         // Only one nested archive's bytes per level are held at a time: memory is bounded by
         // MAX_DEPTH * MAX_NESTED_SIZE on top of the outer file.
-        scan_archive(location, Cursor::new(data), depth + 1, packages)
-            .map_err(|reason| format!("{name}: {reason}"))?;
+        scan_archive(location, Cursor::new(data), depth + 1, packages).map_err(|source| {
+            ArchiveError::Nested {
+                entry: name.clone(),
+                source: Box::new(source),
+            }
+        })?;
     }
     Ok(())
 }
@@ -296,5 +349,35 @@ mod tests {
     fn garbage_is_an_error() {
         assert!(Java.extract("a.jar", b"PK\x03\x04 not really").is_err());
         assert!(Java.extract("a.jar", b"").is_err());
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let error = Java.extract("a.jar", b"").unwrap_err();
+        assert!(
+            error.reason.starts_with("not a readable zip archive: "),
+            "{error}"
+        );
+        let nested = ArchiveError::Nested {
+            entry: "lib/a.jar".into(),
+            source: Box::new(ArchiveError::NestedTooDeep {
+                entry: "lib/b.jar".into(),
+            }),
+        };
+        assert_eq!(
+            nested.to_string(),
+            format!(
+                "lib/a.jar: lib/b.jar: archives nested more than {MAX_DEPTH} deep were not read"
+            )
+        );
+        let bomb = ArchiveError::InflatesTooFar {
+            entry: "META-INF/x".into(),
+            limit: 10,
+        };
+        assert_eq!(
+            bomb.to_string(),
+            "META-INF/x: inflates past the limit of 10 bytes"
+        );
     }
 }

@@ -84,12 +84,40 @@ impl Extractor for Npm {
     }
 }
 
-fn parse_json(contents: &[u8]) -> Result<Map<String, Value>, String> {
+/// Why a `package.json` or `package-lock.json` could not be read. Keys are shortened; `found` is the
+/// kind of JSON value met where an object was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum NpmError {
+    #[error("invalid JSON: {0}")]
+    InvalidJson(serde_json::Error),
+    /// The document is JSON but not an object.
+    #[error("expected a JSON object, found {found}")]
+    NotAnObject { found: &'static str },
+    /// A lock file's `packages` member is not an object.
+    #[error("`packages` is {found}, not an object")]
+    PackagesNotAnObject { found: &'static str },
+    /// A lock file's (v1) `dependencies` member is not an object.
+    #[error("`dependencies` is {found}, not an object")]
+    DependenciesNotAnObject { found: &'static str },
+    /// One entry of `packages` is not an object.
+    #[error("packages[{key:?}] is not an object")]
+    PackageEntry { key: String },
+    /// One entry of a v1 `dependencies` tree is not an object.
+    #[error("dependencies[{key:?}] is not an object")]
+    DependencyEntry { key: String },
+    /// The nested `dependencies` of a v1 entry is not an object.
+    #[error("dependencies[{key:?}].dependencies is {found}")]
+    NestedDependencies { key: String, found: &'static str },
+}
+
+fn parse_json(contents: &[u8]) -> Result<Map<String, Value>, NpmError> {
     // serde_json stops at 128 levels of nesting on its own, so deep garbage is an error, not a crash.
     match serde_json::from_slice::<Value>(contents) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!("expected a JSON object, found {}", kind(&other))),
-        Err(error) => Err(format!("invalid JSON: {error}")),
+        Ok(other) => Err(NpmError::NotAnObject {
+            found: kind(&other),
+        }),
+        Err(error) => Err(NpmError::InvalidJson(error)),
     }
 }
 
@@ -106,7 +134,7 @@ fn kind(value: &Value) -> &'static str {
 
 /// An installed package's own `package.json`: one package, or none when it names no version (npm
 /// leaves such a manifest behind for links and placeholders).
-pub fn parse_manifest(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
+pub fn parse_manifest(location: &str, contents: &[u8]) -> Result<Vec<Package>, NpmError> {
     /// Only the two fields that matter are kept; serde skips the rest without building them.
     #[derive(serde::Deserialize)]
     struct Manifest {
@@ -181,7 +209,7 @@ fn push(
 
 /// Parses a `package-lock.json`. Version 2 and 3 files list every installed path under `packages`;
 /// version 1 files (and v2's compatibility copy, ignored when `packages` exists) nest `dependencies`.
-pub fn parse_lock(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
+pub fn parse_lock(location: &str, contents: &[u8]) -> Result<Vec<Package>, NpmError> {
     let lock = parse_json(contents)?;
     let mut packages = Vec::new();
     let mut seen = Seen::new();
@@ -194,7 +222,7 @@ pub fn parse_lock(location: &str, contents: &[u8]) -> Result<Vec<Package>, Strin
                     continue;
                 };
                 let Value::Object(entry) = entry else {
-                    return Err(format!("packages[{:?}] is not an object", shorten(key)));
+                    return Err(NpmError::PackageEntry { key: shorten(key) });
                 };
                 if entry.get("link").and_then(Value::as_bool) == Some(true) {
                     // A link's target is listed under its own key.
@@ -217,12 +245,12 @@ pub fn parse_lock(location: &str, contents: &[u8]) -> Result<Vec<Package>, Strin
                 );
             }
         }
-        (Some(other), _) => return Err(format!("`packages` is {}, not an object", kind(other))),
+        (Some(other), _) => return Err(NpmError::PackagesNotAnObject { found: kind(other) }),
         (None, Some(Value::Object(dependencies))) => {
             walk_v1(location, dependencies, &mut seen, &mut packages)?
         }
         (None, Some(other)) => {
-            return Err(format!("`dependencies` is {}, not an object", kind(other)))
+            return Err(NpmError::DependenciesNotAnObject { found: kind(other) })
         }
         (None, None) => {}
     }
@@ -236,10 +264,10 @@ fn walk_v1(
     dependencies: &Map<String, Value>,
     seen: &mut Seen,
     packages: &mut Vec<Package>,
-) -> Result<(), String> {
+) -> Result<(), NpmError> {
     for (key, entry) in dependencies {
         let Value::Object(entry) = entry else {
-            return Err(format!("dependencies[{:?}] is not an object", shorten(key)));
+            return Err(NpmError::DependencyEntry { key: shorten(key) });
         };
         let raw_version = entry.get("version").and_then(Value::as_str).unwrap_or("");
         let (name, version, commit) = if let Some(alias) = raw_version.strip_prefix("npm:") {
@@ -261,11 +289,10 @@ fn walk_v1(
         match entry.get("dependencies") {
             Some(Value::Object(nested)) => walk_v1(location, nested, seen, packages)?,
             Some(other) => {
-                return Err(format!(
-                    "dependencies[{:?}].dependencies is {}",
-                    shorten(key),
-                    kind(other)
-                ))
+                return Err(NpmError::NestedDependencies {
+                    key: shorten(key),
+                    found: kind(other),
+                })
             }
             None => {}
         }
@@ -333,5 +360,39 @@ mod tests {
         assert!(parse_lock("x", deep.as_bytes()).is_err());
         assert!(parse_manifest("x", b"not json").is_err());
         assert!(parse_manifest("x", br#"{"name":"a"}"#).unwrap().is_empty());
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"[]", "expected a JSON object, found an array"),
+            (
+                br#"{"packages":1}"#,
+                "`packages` is a number, not an object",
+            ),
+            (
+                br#"{"dependencies":"x"}"#,
+                "`dependencies` is a string, not an object",
+            ),
+            (
+                br#"{"packages":{"node_modules/a":1}}"#,
+                "packages[\"node_modules/a\"] is not an object",
+            ),
+            (
+                br#"{"dependencies":{"a":null}}"#,
+                "dependencies[\"a\"] is not an object",
+            ),
+            (
+                br#"{"dependencies":{"a":{"version":"1","dependencies":[]}}}"#,
+                "dependencies[\"a\"].dependencies is an array",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_lock("x", text).unwrap_err().to_string(), want);
+        }
+        let error = parse_manifest("x", b"not json").unwrap_err();
+        assert!(matches!(error, NpmError::InvalidJson(_)));
+        assert!(error.to_string().starts_with("invalid JSON: "), "{error}");
     }
 }

@@ -76,11 +76,28 @@ pub fn normalise_name(name: &str) -> String {
     out
 }
 
+/// Why a METADATA / PKG-INFO header could not be read as a distribution. Names are shortened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// A header line without a `:`.
+    #[error("expected `Field: value` in the metadata header, found {found:?}")]
+    NotAField { found: String },
+    /// No `Name:` (or an empty one) before the first blank line.
+    #[error("no Name field in the metadata header")]
+    NoName,
+    /// No `Version:` (or an empty one), so the distribution could not be matched.
+    #[error("distribution {name:?} has no Version field")]
+    NoVersion { name: String },
+    /// A name made of separators only, which PEP 503 turns into nothing.
+    #[error("name {name:?} is empty once normalised")]
+    EmptyName { name: String },
+}
+
 /// Parses the RFC 822-style header block of a METADATA / PKG-INFO file into one package.
 ///
 /// Only the header (up to the first blank line) is read: the body is the long description, which may
 /// itself contain lines that look like headers.
-pub fn parse_metadata(location: &str, contents: &[u8]) -> Result<Package, String> {
+pub fn parse_metadata(location: &str, contents: &[u8]) -> Result<Package, MetadataError> {
     // Only the header (up to the first blank line) matters, and in it only Name and Version, which come
     // first in practice: read line by line and stop as soon as both are known, so neither the rest of the
     // header nor the (often long) description body is decoded.
@@ -96,10 +113,9 @@ pub fn parse_metadata(location: &str, contents: &[u8]) -> Result<Package, String
         }
         let line = String::from_utf8_lossy(raw_line);
         let Some((field, value)) = line.split_once(':') else {
-            return Err(format!(
-                "expected `Field: value` in the metadata header, found {:?}",
-                shorten(&line)
-            ));
+            return Err(MetadataError::NotAField {
+                found: shorten(&line),
+            });
         };
         let value = value.trim();
         if field.eq_ignore_ascii_case("Name") && name.is_none() {
@@ -115,13 +131,17 @@ pub fn parse_metadata(location: &str, contents: &[u8]) -> Result<Package, String
     let version = version.as_deref();
     let name = name
         .filter(|name| !name.is_empty())
-        .ok_or("no Name field in the metadata header")?;
+        .ok_or(MetadataError::NoName)?;
     let version = version
         .filter(|version| !version.is_empty())
-        .ok_or_else(|| format!("distribution {:?} has no Version field", shorten(name)))?;
+        .ok_or_else(|| MetadataError::NoVersion {
+            name: shorten(name),
+        })?;
     let normalised = normalise_name(name);
     if normalised.is_empty() {
-        return Err(format!("name {:?} is empty once normalised", shorten(name)));
+        return Err(MetadataError::EmptyName {
+            name: shorten(name),
+        });
     }
     Ok(lang_package(
         NAME,
@@ -190,5 +210,25 @@ mod tests {
         assert!(parse_metadata("x", b"\xff\xfe\x00garbage").is_err());
         assert!(parse_metadata("x", b"").is_err());
         assert!(parse_metadata("x", b"Name: ---\nVersion: 1\n").is_err());
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                b"garbage\n",
+                "expected `Field: value` in the metadata header, found \"garbage\"",
+            ),
+            (b"Version: 1\n", "no Name field in the metadata header"),
+            (b"Name: a\n", "distribution \"a\" has no Version field"),
+            (
+                b"Name: ---\nVersion: 1\n",
+                "name \"---\" is empty once normalised",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_metadata("x", text).unwrap_err().to_string(), want);
+        }
     }
 }

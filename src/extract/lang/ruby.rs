@@ -68,9 +68,23 @@ fn assigned<'a>(line: &'a str, field: &str) -> Option<&'a str> {
     first_quoted(right)
 }
 
+/// Why a gemspec could not be read as a gem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GemspecError {
+    /// Generated gemspecs are Ruby source in UTF-8; anything else is not one.
+    #[error("not UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
+    /// No non-empty `s.name` assignment.
+    #[error("no `s.name = \"...\"` assignment found")]
+    NoName,
+    /// No non-empty `s.version` assignment, so the gem could not be matched.
+    #[error("no `s.version = \"...\"` assignment found")]
+    NoVersion,
+}
+
 /// Parses a generated gemspec into its gem.
-pub fn parse_gemspec(location: &str, contents: &[u8]) -> Result<Package, String> {
-    let text = std::str::from_utf8(contents).map_err(|error| format!("not UTF-8: {error}"))?;
+pub fn parse_gemspec(location: &str, contents: &[u8]) -> Result<Package, GemspecError> {
+    let text = std::str::from_utf8(contents).map_err(GemspecError::NotUtf8)?;
     let (mut name, mut version) = (None, None);
     for line in text.lines() {
         let line = line.trim();
@@ -89,10 +103,10 @@ pub fn parse_gemspec(location: &str, contents: &[u8]) -> Result<Package, String>
     }
     let name = name
         .filter(|name| !name.is_empty())
-        .ok_or("no `s.name = \"...\"` assignment found")?;
+        .ok_or(GemspecError::NoName)?;
     let version = version
         .filter(|version| !version.is_empty())
-        .ok_or("no `s.version = \"...\"` assignment found")?;
+        .ok_or(GemspecError::NoVersion)?;
     Ok(lang_package(
         NAME,
         ECOSYSTEM,
@@ -121,5 +135,25 @@ mod tests {
         assert!(parse_gemspec("x", b"s.version = \"1\"\n").is_err());
         assert!(parse_gemspec("x", b"s.name = \"unterminated\ns.version = \"1\"").is_err());
         assert!(parse_gemspec("x", b"").is_err());
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let error = parse_gemspec("x", b"\xff\xfe").unwrap_err();
+        assert!(matches!(error, GemspecError::NotUtf8(_)));
+        assert!(error.to_string().starts_with("not UTF-8: "), "{error}");
+        assert_eq!(
+            parse_gemspec("x", b"s.version = \"1\"\n")
+                .unwrap_err()
+                .to_string(),
+            "no `s.name = \"...\"` assignment found"
+        );
+        assert_eq!(
+            parse_gemspec("x", b"s.name = \"a\"\n")
+                .unwrap_err()
+                .to_string(),
+            "no `s.version = \"...\"` assignment found"
+        );
     }
 }

@@ -36,6 +36,20 @@ impl Extractor for Apk {
     }
 }
 
+/// Why the apk installed database could not be read. Each reason names the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstalledError {
+    /// A line that is not `K:value` (shortened in `found`).
+    #[error("line {line}: expected `K:value`, found {found:?}")]
+    NotAField { line: usize, found: String },
+    /// A record without a package name.
+    #[error("record at line {line}: no P: (name)")]
+    NoName { line: usize },
+    /// A record without a version, which could not be matched.
+    #[error("record at line {line}: package {package:?} has no V: (version)")]
+    NoVersion { line: usize, package: String },
+}
+
 #[derive(Default)]
 struct Record<'a> {
     name: Option<&'a str>,
@@ -49,7 +63,7 @@ struct Record<'a> {
 ///
 /// Only `P:` (name), `V:` (version), `A:` (architecture) and `o:` (origin) are read; the file lists
 /// (`F:`, `R:`, `Z:`...) are skipped. A line that is not `K:value` is an error naming its line number.
-pub fn parse_installed(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
+pub fn parse_installed(location: &str, contents: &[u8]) -> Result<Vec<Package>, InstalledError> {
     let text = String::from_utf8_lossy(contents);
     let mut packages = Vec::new();
     let mut record = Record::default();
@@ -67,10 +81,10 @@ pub fn parse_installed(location: &str, contents: &[u8]) -> Result<Vec<Package>, 
         }
         let bytes = line.as_bytes();
         if bytes.len() < 2 || bytes[1] != b':' || !bytes[0].is_ascii_alphanumeric() {
-            let shown: String = line.chars().take(80).collect();
-            return Err(format!(
-                "line {line_number}: expected `K:value`, found {shown:?}"
-            ));
+            return Err(InstalledError::NotAField {
+                line: line_number,
+                found: line.chars().take(80).collect(),
+            });
         }
         if !in_record {
             in_record = true;
@@ -96,15 +110,15 @@ fn finish_record(
     location: &str,
     record: &Record<'_>,
     packages: &mut Vec<Package>,
-) -> Result<(), String> {
+) -> Result<(), InstalledError> {
     let Some(name) = record.name.and_then(non_empty) else {
-        return Err(format!("record at line {}: no P: (name)", record.line));
+        return Err(InstalledError::NoName { line: record.line });
     };
     let Some(version) = record.version.and_then(non_empty) else {
-        return Err(format!(
-            "record at line {}: package {name:?} has no V: (version)",
-            record.line
-        ));
+        return Err(InstalledError::NoVersion {
+            line: record.line,
+            package: name,
+        });
     };
     let mut package = os_package(NAME, location, name.clone(), version.clone());
     // Without an origin the package is its own origin.
@@ -149,5 +163,28 @@ mod tests {
         assert!(parse_installed("x", b"P:a\n").is_err());
         assert!(parse_installed("x", b"\xff\xfe:\x00").is_err());
         assert_eq!(parse_installed("x", b"").unwrap(), Vec::new());
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let cases: [(&[u8], &str); 3] = [
+            (
+                b"P:a\ngarbage\n",
+                "line 2: expected `K:value`, found \"garbage\"",
+            ),
+            (b"V:1\n", "record at line 1: no P: (name)"),
+            (
+                b"P:a\n",
+                "record at line 1: package \"a\" has no V: (version)",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_installed("x", text).unwrap_err().to_string(), want);
+        }
+        assert_eq!(
+            parse_installed("x", b"\n\nV:1\n").unwrap_err(),
+            InstalledError::NoName { line: 3 }
+        );
     }
 }

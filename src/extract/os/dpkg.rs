@@ -50,6 +50,27 @@ impl Extractor for Dpkg {
     }
 }
 
+/// Why a dpkg status file (or a status.d file) could not be read. Each reason names the line, so a
+/// broken database can be found in the image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    /// An indented line before any `Field:` line.
+    #[error("line {line}: continuation line outside any stanza")]
+    ContinuationOutsideStanza { line: usize },
+    /// A line that is neither a field, a continuation nor a comment (shortened in `found`).
+    #[error("line {line}: expected `Field: value`, found {found:?}")]
+    NotAField { line: usize, found: String },
+    /// Text without a single field: not a dpkg database.
+    #[error("no dpkg fields found")]
+    NoFields,
+    /// A stanza without a package name.
+    #[error("stanza at line {line}: no Package field")]
+    NoPackage { line: usize },
+    /// An installed package without a version, which could not be matched.
+    #[error("stanza at line {line}: installed package {package:?} has no Version")]
+    NoVersion { line: usize, package: String },
+}
+
 /// One stanza's fields of interest, borrowed from the file's text.
 #[derive(Default)]
 struct Stanza<'a> {
@@ -68,7 +89,7 @@ struct Stanza<'a> {
 /// stanza whose status is anything but `installed` (removed, config-files, half-installed...) is
 /// skipped, since its files are not on disk. Bytes that are not UTF-8 are replaced, because legacy
 /// descriptions in Latin-1 must not cost the whole database.
-pub fn parse_status(location: &str, contents: &[u8]) -> Result<Vec<Package>, String> {
+pub fn parse_status(location: &str, contents: &[u8]) -> Result<Vec<Package>, StatusError> {
     let text = String::from_utf8_lossy(contents);
     let mut packages = Vec::new();
     let mut stanza = Stanza::default();
@@ -89,9 +110,7 @@ pub fn parse_status(location: &str, contents: &[u8]) -> Result<Vec<Package>, Str
         if line.starts_with(' ') || line.starts_with('\t') {
             // A continuation of a multi-line field (Description, Conffiles); none of them matter here.
             if !in_stanza {
-                return Err(format!(
-                    "line {line_number}: continuation line outside any stanza"
-                ));
+                return Err(StatusError::ContinuationOutsideStanza { line: line_number });
             }
             continue;
         }
@@ -99,10 +118,10 @@ pub fn parse_status(location: &str, contents: &[u8]) -> Result<Vec<Package>, Str
             continue;
         }
         let Some((field, value)) = line.split_once(':') else {
-            return Err(format!(
-                "line {line_number}: expected `Field: value`, found {:?}",
-                truncate(line)
-            ));
+            return Err(StatusError::NotAField {
+                line: line_number,
+                found: truncate(line),
+            });
         };
         if !in_stanza {
             in_stanza = true;
@@ -128,7 +147,7 @@ pub fn parse_status(location: &str, contents: &[u8]) -> Result<Vec<Package>, Str
         finish_stanza(location, &stanza, &mut packages)?;
     }
     if !saw_field && !text.trim().is_empty() {
-        return Err("no dpkg fields found".to_string());
+        return Err(StatusError::NoFields);
     }
     Ok(packages)
 }
@@ -138,9 +157,9 @@ fn finish_stanza(
     location: &str,
     stanza: &Stanza<'_>,
     packages: &mut Vec<Package>,
-) -> Result<(), String> {
+) -> Result<(), StatusError> {
     let Some(name) = stanza.package.filter(|name| !name.is_empty()) else {
-        return Err(format!("stanza at line {}: no Package field", stanza.line));
+        return Err(StatusError::NoPackage { line: stanza.line });
     };
     if let Some(status) = stanza.status {
         // `Status: want flag state`; only the state says whether the files are on disk. `hold ok
@@ -150,10 +169,10 @@ fn finish_stanza(
         }
     }
     let Some(version) = stanza.version.and_then(non_empty) else {
-        return Err(format!(
-            "stanza at line {}: installed package {name:?} has no Version",
-            stanza.line
-        ));
+        return Err(StatusError::NoVersion {
+            line: stanza.line,
+            package: name.to_string(),
+        });
     };
     let (source_name, source_version) = match stanza.source.and_then(non_empty) {
         Some(source) => split_source(&source),
@@ -230,5 +249,39 @@ mod tests {
         let packages =
             parse_status("x", b"Package: a\nVersion: 1\nDescription: caf\xe9\n").unwrap();
         assert_eq!(packages[0].name, "a");
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let cases: [(&[u8], &str); 5] = [
+            (
+                b" continuation first\n",
+                "line 1: continuation line outside any stanza",
+            ),
+            (
+                b"Package: a\ngarbage\n",
+                "line 2: expected `Field: value`, found \"garbage\"",
+            ),
+            (b"# only a comment\n", "no dpkg fields found"),
+            (
+                b"Version: 1\nStatus: install ok installed\n",
+                "stanza at line 1: no Package field",
+            ),
+            (
+                b"\nPackage: a\nStatus: install ok installed\n",
+                "stanza at line 2: installed package \"a\" has no Version",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_status("x", text).unwrap_err().to_string(), want);
+        }
+        assert_eq!(
+            parse_status("x", b"Package: a\n").unwrap_err(),
+            StatusError::NoVersion {
+                line: 1,
+                package: "a".into()
+            }
+        );
     }
 }

@@ -48,13 +48,27 @@ impl Extractor for DpkgFiles {
     }
 }
 
+/// Why a dpkg file list could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    /// The file is named `.list` or `:arch.list`, so no package owns what it lists.
+    #[error("file list has no package name")]
+    NoOwner,
+    /// dpkg writes absolute paths only; anything else means the file is not a dpkg list.
+    #[error("line {line}: {path:?} is not an absolute path")]
+    RelativePath { line: usize, path: String },
+    /// More lines than [`MAX_PATHS`]: no real package lists that many files.
+    #[error("more than {MAX_PATHS} paths listed")]
+    TooManyPaths,
+}
+
 /// Parses one `.list` file; the owner is the file name without `.list` and without `:<arch>`.
-pub fn parse_list(path: &str, contents: &[u8]) -> Result<OwnedFiles, String> {
+pub fn parse_list(path: &str, contents: &[u8]) -> Result<OwnedFiles, ListError> {
     let file = path.rsplit('/').next().unwrap_or(path);
     let stem = file.strip_suffix(".list").unwrap_or(file);
     let owner = stem.split(':').next().unwrap_or(stem);
     if owner.is_empty() {
-        return Err("file list has no package name".into());
+        return Err(ListError::NoOwner);
     }
     // Paths are bytes on disk; dpkg writes them as they are, so a Latin-1 name is replaced rather than
     // costing the whole list.
@@ -66,14 +80,13 @@ pub fn parse_list(path: &str, contents: &[u8]) -> Result<OwnedFiles, String> {
             continue;
         }
         let Some(relative) = line.strip_prefix('/') else {
-            return Err(format!(
-                "line {}: {:?} is not an absolute path",
-                index + 1,
-                shorten(line)
-            ));
+            return Err(ListError::RelativePath {
+                line: index + 1,
+                path: shorten(line),
+            });
         };
         if paths.len() >= MAX_PATHS {
-            return Err(format!("more than {MAX_PATHS} paths listed"));
+            return Err(ListError::TooManyPaths);
         }
         paths.push(relative.to_string());
     }
@@ -108,5 +121,22 @@ mod tests {
         assert_eq!(owned.paths.len(), 2);
         assert!(parse_list("var/lib/dpkg/info/x.list", b"relative/path\n").is_err());
         assert!(parse_list("var/lib/dpkg/info/x.list", b"/caf\xe9\n").is_ok());
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        let error = parse_list("var/lib/dpkg/info/:amd64.list", b"/usr\n").unwrap_err();
+        assert_eq!(error, ListError::NoOwner);
+        assert_eq!(error.to_string(), "file list has no package name");
+        let error = parse_list("var/lib/dpkg/info/x.list", b"/usr\nrelative/path\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "line 2: \"relative/path\" is not an absolute path"
+        );
+        assert_eq!(
+            ListError::TooManyPaths.to_string(),
+            "more than 1000000 paths listed"
+        );
     }
 }

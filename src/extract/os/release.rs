@@ -37,30 +37,37 @@ impl Extractor for OsRelease {
 
     fn extract(&self, path: &str, contents: &[u8]) -> Result<Extracted, ExtractError> {
         if contents.len() as u64 > MAX_SIZE {
-            return Err(ExtractError::new(
-                NAME,
-                path,
-                format!(
-                    "{} bytes is too large for an os-release file",
-                    contents.len()
-                ),
-            ));
+            let error = OsReleaseError::TooLarge {
+                size: contents.len(),
+            };
+            return Err(ExtractError::new(NAME, path, error));
         }
         parse_os_release(contents)
             .map(Extracted::Os)
-            .map_err(|reason| ExtractError::new(NAME, path, reason))
+            .map_err(|error| ExtractError::new(NAME, path, error))
     }
+}
+
+/// Why a claimed os-release file was not read as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OsReleaseError {
+    /// Far larger than any os-release file: something else lives at that path.
+    #[error("{size} bytes is too large for an os-release file")]
+    TooLarge { size: usize },
+    /// Not a single `KEY=value` line: an empty file or not an os-release file at all.
+    #[error("no KEY=value lines found")]
+    NoFields,
 }
 
 /// Parses os-release text into an identity with its OSV ecosystem filled in when known.
 ///
 /// Invalid UTF-8 is replaced rather than rejected: the fields that matter are ASCII, and a stray byte
 /// in `PRETTY_NAME` should not cost the image its distro.
-pub fn parse_os_release(contents: &[u8]) -> Result<OsIdentity, String> {
+pub fn parse_os_release(contents: &[u8]) -> Result<OsIdentity, OsReleaseError> {
     let text = String::from_utf8_lossy(contents);
     let fields = parse_fields(&text);
     if fields.is_empty() {
-        return Err("no KEY=value lines found".to_string());
+        return Err(OsReleaseError::NoFields);
     }
     // The os-release specification says a missing ID means "linux".
     let id = fields
@@ -275,5 +282,22 @@ mod tests {
         assert!(parse_os_release(b"\xff\xfe\x00garbage").is_err());
         let os = parse_os_release(b"ID=alpine\nVERSION_ID=3.18.4\nPRETTY_NAME=\"\xff\"\n").unwrap();
         assert_eq!(os.ecosystem.as_deref(), Some("Alpine:v3.18"));
+    }
+
+    /// The reasons become coverage reasons stored in the warehouse: their text must not drift.
+    #[test]
+    fn reasons_keep_their_text() {
+        assert_eq!(parse_os_release(b"").unwrap_err(), OsReleaseError::NoFields);
+        assert_eq!(
+            OsReleaseError::NoFields.to_string(),
+            "no KEY=value lines found"
+        );
+        let error = OsRelease
+            .extract("etc/os-release", &vec![b'A'; 70_000])
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "os/release: etc/os-release: 70000 bytes is too large for an os-release file"
+        );
     }
 }

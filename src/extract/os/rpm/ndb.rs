@@ -52,6 +52,7 @@ pub fn read_blobs(db: &[u8]) -> Result<Vec<&[u8]>, RpmError> {
     let mut blobs = Vec::new();
     // The 32-byte file header occupies the first two slots of page 0.
     for at in (2 * SLOT_SIZE..slots_end).step_by(SLOT_SIZE) {
+        // Never the 0: `slots_end` was checked against the file's length above.
         let field = |offset: usize| le_u32(db, at + offset).unwrap_or(0);
         if field(0) != SLOT_MAGIC {
             return Err(error(format!("bad slot magic at byte {at}")));
@@ -80,13 +81,19 @@ pub fn read_blobs(db: &[u8]) -> Result<Vec<&[u8]>, RpmError> {
                 "package {package_index}: bad blob magic at byte {start}"
             )));
         }
-        let blob_index = le_u32(db, start + 4).unwrap_or(0);
+        // A file cut inside the blob header is said to be cut, not read as index or length 0.
+        let (Some(blob_index), Some(length)) = (le_u32(db, start + 4), le_u32(db, start + 12))
+        else {
+            return Err(error(format!(
+                "package {package_index}: blob header at {start} is cut short"
+            )));
+        };
         if blob_index != package_index {
             return Err(error(format!(
                 "slot names package {package_index} but its blob belongs to {blob_index}"
             )));
         }
-        let length = le_u32(db, start + 12).unwrap_or(0) as usize;
+        let length = length as usize;
         let data_start = start + BLOB_HEADER_SIZE;
         // The slot's block count bounds the blob, so a lying length cannot reach other records.
         let reserved = block_count.saturating_mul(BLOCK_SIZE);
@@ -144,6 +151,13 @@ mod tests {
         // A truncated file, garbage and an absurd slot page count.
         assert!(read_blobs(&db[..db.len() - 1]).is_err());
         assert!(read_blobs(&db[..100]).is_err());
+        // Cut inside the blob header: the reason says so, rather than blaming a blob of package 0.
+        let cut = &db[..SLOT_PAGE_SIZE + 8];
+        let reason = read_blobs(cut).unwrap_err().to_string();
+        assert!(
+            reason.contains("blob header at 4096 is cut short"),
+            "{reason}"
+        );
         assert!(read_blobs(b"garbage").is_err());
         let mut huge = db.clone();
         huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
