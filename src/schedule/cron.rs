@@ -8,64 +8,151 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::ScheduleError;
-
 pub(super) const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 const MONTHS: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
 ];
 
-/// Expands a crontab field to its values. `names` maps names to `offset + index`; `max_alias` maps a value
-/// above `max` back into range (7 -> 0 for Sunday).
-fn expand(
-    field: &str,
+/// A cron expression that was refused, with the expression as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cron expression {expression:?}: {reason}")]
+pub struct CronError {
+    pub expression: String,
+    pub reason: CronReason,
+}
+
+/// Why a cron expression was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronReason {
+    #[error("unknown shortcut {0}")]
+    UnknownShortcut(String),
+    #[error("{0} fields; expected 5 (crontab), or 6-7 with seconds first")]
+    FieldCount(usize),
+    #[error(transparent)]
+    Field(#[from] CronFieldError),
+    /// The `cron` crate refused the translated expression (its year field is passed through unchecked).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Why one crontab field was refused; `field` names it ("day of week").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronFieldError {
+    #[error("{field}: {text:?} is not a number")]
+    NotANumber { field: &'static str, text: String },
+    /// For the fields that also take names (months, days of week).
+    #[error("{field}: {text:?} is not a number or a name")]
+    NotANumberOrName { field: &'static str, text: String },
+    #[error("{field}: {value} is outside {min}-{max}")]
+    OutOfRange {
+        field: &'static str,
+        value: u32,
+        min: u32,
+        max: u32,
+    },
+    #[error("{field}: bad step in {part:?}")]
+    BadStep { field: &'static str, part: String },
+    #[error("{field}: range {range:?} runs backwards")]
+    Backwards { field: &'static str, range: String },
+    #[error("{field}: empty")]
+    Empty { field: &'static str },
+}
+
+/// One crontab field's range and names.
+struct Field {
+    name: &'static str,
     min: u32,
     max: u32,
-    names: &[&str],
+    /// The largest number accepted as written: above `max` only for day of week, where 7 is Sunday again.
+    written_max: u32,
+    /// Names for `name_base`, `name_base + 1`, ...
+    names: &'static [&'static str],
     name_base: u32,
-    what: &str,
-) -> Result<BTreeSet<u32>, String> {
-    let top = if what == "day of week" { 7 } else { max };
-    let value = |text: &str| -> Result<u32, String> {
-        if let Some(index) = names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
-            return Ok(index as u32 + name_base);
+}
+
+impl Field {
+    const fn numeric(name: &'static str, min: u32, max: u32) -> Field {
+        Field {
+            name,
+            min,
+            max,
+            written_max: max,
+            names: &[],
+            name_base: 0,
+        }
+    }
+
+    /// One value as written: a number in range or a name.
+    fn value(&self, text: &str) -> Result<u32, CronFieldError> {
+        if let Some(index) = self.names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
+            return Ok(index as u32 + self.name_base);
         }
         let n: u32 = text.parse().map_err(|_| {
-            format!(
-                "{what}: {text:?} is not a number{}",
-                if names.is_empty() { "" } else { " or a name" }
-            )
+            let (field, text) = (self.name, text.to_string());
+            if self.names.is_empty() {
+                CronFieldError::NotANumber { field, text }
+            } else {
+                CronFieldError::NotANumberOrName { field, text }
+            }
         })?;
-        if n < min || n > top {
-            return Err(format!("{what}: {n} is outside {min}-{top}"));
+        if n < self.min || n > self.written_max {
+            return Err(CronFieldError::OutOfRange {
+                field: self.name,
+                value: n,
+                min: self.min,
+                max: self.written_max,
+            });
         }
         Ok(n)
-    };
+    }
+}
+
+const SECOND: Field = Field::numeric("second", 0, 59);
+const MINUTE: Field = Field::numeric("minute", 0, 59);
+const HOUR: Field = Field::numeric("hour", 0, 23);
+const DAY_OF_MONTH: Field = Field::numeric("day of month", 1, 31);
+const MONTH: Field = Field {
+    names: &MONTHS,
+    name_base: 1,
+    ..Field::numeric("month", 1, 12)
+};
+const DAY_OF_WEEK: Field = Field {
+    written_max: 7,
+    names: &DAYS,
+    ..Field::numeric("day of week", 0, 6)
+};
+
+/// Expands a crontab field (`*`, `a-b`, `a`, lists, `/step`) to its values; a day of week 7 becomes 0.
+fn expand(text: &str, field: &Field) -> Result<BTreeSet<u32>, CronFieldError> {
     let mut values = BTreeSet::new();
-    for part in field.split(',') {
+    for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((range, step)) => {
-                let step: u32 = step
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("{what}: bad step in {part:?}"))?;
+                let step: u32 = step.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    CronFieldError::BadStep {
+                        field: field.name,
+                        part: part.into(),
+                    }
+                })?;
                 (range, step)
             }
             None => (part, 1),
         };
         let (low, high) = if range == "*" {
-            (min, max)
+            (field.min, field.max)
         } else if let Some((a, b)) = range.split_once('-') {
-            (value(a)?, value(b)?)
+            (field.value(a)?, field.value(b)?)
         } else if part.contains('/') {
-            (value(range)?, top)
+            (field.value(range)?, field.written_max)
         } else {
-            let v = value(range)?;
+            let v = field.value(range)?;
             (v, v)
         };
         if low > high {
-            return Err(format!("{what}: range {range:?} runs backwards"));
+            return Err(CronFieldError::Backwards {
+                field: field.name,
+                range: range.into(),
+            });
         }
         let mut v = low;
         while v <= high {
@@ -73,11 +160,11 @@ fn expand(
             v += step;
         }
     }
-    if what == "day of week" && values.remove(&7) {
+    if field.written_max > field.max && values.remove(&7) {
         values.insert(0);
     }
     if values.is_empty() {
-        return Err(format!("{what}: empty"));
+        return Err(CronFieldError::Empty { field: field.name });
     }
     Ok(values)
 }
@@ -112,13 +199,18 @@ pub struct CronSpec {
 }
 
 impl FromStr for CronSpec {
-    type Err = ScheduleError;
+    type Err = CronError;
 
-    fn from_str(expression: &str) -> Result<CronSpec, ScheduleError> {
-        let error = |message: String| ScheduleError::Cron {
+    fn from_str(expression: &str) -> Result<CronSpec, CronError> {
+        CronSpec::parse(expression).map_err(|reason| CronError {
             expression: expression.to_string(),
-            message,
-        };
+            reason,
+        })
+    }
+}
+
+impl CronSpec {
+    fn parse(expression: &str) -> Result<CronSpec, CronReason> {
         let text = match expression.trim() {
             "@hourly" => "0 * * * *",
             "@daily" | "@midnight" => "0 0 * * *",
@@ -126,7 +218,7 @@ impl FromStr for CronSpec {
             "@monthly" => "0 0 1 * *",
             "@yearly" | "@annually" => "0 0 1 1 *",
             other if other.starts_with('@') => {
-                return Err(error(format!("unknown shortcut {other}")))
+                return Err(CronReason::UnknownShortcut(other.to_string()))
             }
             other => other,
         };
@@ -134,59 +226,55 @@ impl FromStr for CronSpec {
         let (second, rest) = match fields.len() {
             5 => ("0", &fields[..]),
             6 | 7 => (fields[0], &fields[1..]),
-            n => {
-                return Err(error(format!(
-                    "{n} fields; expected 5 (crontab), or 6-7 with seconds first"
-                )))
-            }
+            n => return Err(CronReason::FieldCount(n)),
         };
         let restricted = |field: &str| !field.starts_with('*');
-        let spec_err = |m: String| error(m);
-        let seconds = expand(second, 0, 59, &[], 0, "second").map_err(spec_err)?;
-        let minutes = expand(rest[0], 0, 59, &[], 0, "minute").map_err(spec_err)?;
-        let hours = expand(rest[1], 0, 23, &[], 0, "hour").map_err(spec_err)?;
-        let dom = expand(rest[2], 1, 31, &[], 0, "day of month").map_err(spec_err)?;
-        let months = expand(rest[3], 1, 12, &MONTHS, 1, "month").map_err(spec_err)?;
-        let dow = expand(rest[4], 0, 6, &DAYS, 0, "day of week").map_err(spec_err)?;
-        let years = rest.get(5).map(|y| y.to_string());
-        let either_day = restricted(rest[2]) && restricted(rest[4]);
+        let mut spec = CronSpec {
+            seconds: expand(second, &SECOND)?,
+            minutes: expand(rest[0], &MINUTE)?,
+            hours: expand(rest[1], &HOUR)?,
+            days_of_month: expand(rest[2], &DAY_OF_MONTH)?,
+            months: expand(rest[3], &MONTH)?,
+            days_of_week: expand(rest[4], &DAY_OF_WEEK)?,
+            either_day: restricted(rest[2]) && restricted(rest[4]),
+            years: rest.get(5).map(|y| y.to_string()),
+            with_seconds: fields.len() > 5,
+            schedules: Vec::new(),
+        };
+        spec.schedules = spec.translate()?;
+        Ok(spec)
+    }
+
+    /// The `cron` crate schedules whose union fires like this expression: the crate ANDs the day fields, so
+    /// crontab's OR takes one schedule per day field.
+    fn translate(&self) -> Result<Vec<::cron::Schedule>, CronReason> {
         // The cron crate's day of week counts Sunday as 1.
         let dow_text = |days: &BTreeSet<u32>| list(&days.iter().map(|d| d + 1).collect());
-        let build = |dom: &str, dow: &str| -> Result<::cron::Schedule, ScheduleError> {
+        let build = |dom: &str, dow: &str| -> Result<::cron::Schedule, CronReason> {
             let mut text = format!(
                 "{} {} {} {dom} {} {dow}",
-                list(&seconds),
-                list(&minutes),
-                list(&hours),
-                list(&months)
+                list(&self.seconds),
+                list(&self.minutes),
+                list(&self.hours),
+                list(&self.months)
             );
-            if let Some(years) = &years {
+            if let Some(years) = &self.years {
                 text.push(' ');
                 text.push_str(years);
             }
-            ::cron::Schedule::from_str(&text).map_err(|e| error(e.to_string()))
+            ::cron::Schedule::from_str(&text).map_err(|e| CronReason::Unsupported(e.to_string()))
         };
-        let schedules = if either_day {
-            vec![build(&list(&dom), "*")?, build("*", &dow_text(&dow))?]
+        let dom = list(&self.days_of_month);
+        if self.either_day {
+            Ok(vec![
+                build(&dom, "*")?,
+                build("*", &dow_text(&self.days_of_week))?,
+            ])
         } else {
-            vec![build(&list(&dom), &dow_text(&dow))?]
-        };
-        Ok(CronSpec {
-            seconds,
-            minutes,
-            hours,
-            days_of_month: dom,
-            months,
-            days_of_week: dow,
-            either_day,
-            years,
-            with_seconds: fields.len() > 5,
-            schedules,
-        })
+            Ok(vec![build(&dom, &dow_text(&self.days_of_week))?])
+        }
     }
-}
 
-impl CronSpec {
     /// The next `n` fire times strictly after `after`, evaluated in `timezone`.
     pub fn next_fires(&self, timezone: Tz, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
         let local = after.with_timezone(&timezone);

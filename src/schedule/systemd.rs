@@ -87,10 +87,9 @@ impl Schedule {
     /// A crontab entry (with a `CRON_TZ=` line, honoured by cronie) running this job.
     pub fn crontab_line(&self, binary: &Path, config: &Path) -> Result<String, ScheduleError> {
         if self.cron_spec.with_seconds {
-            return Err(ScheduleError::Render(format!(
-                "schedule {}: crontab has no seconds field; use `vigil schedules systemd {}` or `vigil daemon`",
-                self.name, self.name
-            )));
+            return Err(ScheduleError::CrontabHasNoSeconds {
+                name: self.name.clone(),
+            });
         }
         let expression = match self.cron.trim() {
             shortcut if shortcut.starts_with('@') => shortcut.to_string(),
