@@ -465,4 +465,66 @@ mod tests {
                 .contains("invalid cron expression"));
         }
     }
+
+    #[test]
+    fn errors_name_the_field_and_the_reason() {
+        let reason = |expression: &str| expression.parse::<CronSpec>().unwrap_err().reason;
+        assert_eq!(
+            reason("0 9 * * 8"),
+            CronReason::Field(CronFieldError::OutOfRange {
+                field: "day of week",
+                value: 8,
+                min: 0,
+                max: 7
+            })
+        );
+        assert_eq!(
+            "0 9 * * 8".parse::<CronSpec>().unwrap_err().to_string(),
+            "invalid cron expression \"0 9 * * 8\": day of week: 8 is outside 0-7"
+        );
+        for (expression, message) in [
+            ("@often", "unknown shortcut @often"),
+            (
+                "* * * *",
+                "4 fields; expected 5 (crontab), or 6-7 with seconds first",
+            ),
+            ("a * * * *", "minute: \"a\" is not a number"),
+            (
+                "* * * * FUNDAY",
+                "day of week: \"FUNDAY\" is not a number or a name",
+            ),
+            ("* * * FOO *", "month: \"FOO\" is not a number or a name"),
+            ("* 24 * * *", "hour: 24 is outside 0-23"),
+            ("* * 0 * *", "day of month: 0 is outside 1-31"),
+            ("61 * * * * *", "second: 61 is outside 0-59"),
+            ("*/0 * * * *", "minute: bad step in \"*/0\""),
+            ("*/x * * * *", "minute: bad step in \"*/x\""),
+            ("5-1 * * * *", "minute: range \"5-1\" runs backwards"),
+            ("* * * DEC-JAN *", "month: range \"DEC-JAN\" runs backwards"),
+        ] {
+            assert_eq!(reason(expression).to_string(), message, "{expression}");
+        }
+        // The year field is passed to the cron crate as written; its refusal is reported as it words it.
+        assert!(matches!(
+            reason("0 0 0 1 1 * nineteen"),
+            CronReason::Unsupported(_)
+        ));
+    }
+
+    #[test]
+    fn names_steps_and_sunday_seven_expand_as_in_crontab() {
+        let spec: CronSpec = "0 9 1-31/10 jan-mar/2 5-7".parse().unwrap();
+        assert_eq!(spec.days_of_month, [1, 11, 21, 31].into());
+        assert_eq!(spec.months, [1, 3].into());
+        assert_eq!(spec.days_of_week, [0, 5, 6].into());
+        assert!(spec.either_day);
+        assert!(!spec.with_seconds);
+        // A single value with a step runs to the field's end: 7 is the largest day of week, folded to Sunday.
+        let spec: CronSpec = "0 9 * * 3/2".parse().unwrap();
+        assert_eq!(spec.days_of_week, [0, 3, 5].into());
+        assert!(!spec.either_day);
+        let spec: CronSpec = "30 */15 * * * *".parse().unwrap();
+        assert_eq!(spec.seconds, [30].into());
+        assert!(spec.with_seconds);
+    }
 }

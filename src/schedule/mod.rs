@@ -414,6 +414,31 @@ pub fn find(dir: &Path, settings: &Settings, name: &str) -> Result<Schedule, Sch
 mod tests {
     use super::*;
 
+    /// Subscription `prod` with registries `main` and `edge`, `lab` with `main`, `empty` with none.
+    pub(super) fn configured() -> Configured {
+        Configured {
+            subscriptions: vec!["prod".into(), "lab".into(), "empty".into()],
+            registries: vec!["prod/main".into(), "prod/edge".into(), "lab/main".into()],
+        }
+    }
+
+    pub(super) fn schedule(name: &str, text: &str) -> Result<Schedule, InvalidSchedule> {
+        Schedule::from_text(
+            Path::new(&format!("/etc/vigil/schedules/{name}.toml")),
+            text,
+            &configured(),
+        )
+    }
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    fn scope(subscriptions: &[&str], registries: &[&str]) -> Result<Vec<String>, InvalidSchedule> {
+        resolve_scope(&strings(subscriptions), &strings(registries), &configured())
+            .map(|scope| scope.into_iter().collect())
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("30d").unwrap(), chrono::Duration::days(30));
@@ -425,5 +450,251 @@ mod tests {
         for bad in ["30", "d", "-1d", "0d", "3y", "99999999999999999999d", ""] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn duration_edge_cases_and_their_messages() {
+        assert_eq!(parse_duration("1s").unwrap(), chrono::Duration::seconds(1));
+        assert_eq!(
+            parse_duration(" 12h\n").unwrap(),
+            chrono::Duration::hours(12)
+        );
+        assert_eq!(parse_duration("007d").unwrap(), chrono::Duration::days(7));
+        for (text, expected) in [
+            ("30", "\"30\": give a unit (s, m, h, d, w)"),
+            ("", "\"\": give a unit (s, m, h, d, w)"),
+            ("d", "\"d\": expected a number then a unit, e.g. 30d"),
+            ("-1d", "\"-1d\": expected a number then a unit, e.g. 30d"),
+            ("+1d", "\"+1d\": expected a number then a unit, e.g. 30d"),
+            // Too many digits for an i64: refused as a number, not as a range.
+            (
+                "99999999999999999999d",
+                "\"99999999999999999999d\": expected a number then a unit, e.g. 30d",
+            ),
+            ("3y", "\"3y\": unknown unit \"y\" (s, m, h, d, w)"),
+            // Units are lower case and follow the number directly.
+            ("30D", "\"30D\": unknown unit \"D\" (s, m, h, d, w)"),
+            ("30 d", "\"30 d\": unknown unit \" d\" (s, m, h, d, w)"),
+            ("1.5h", "\"1.5h\": unknown unit \".5h\" (s, m, h, d, w)"),
+            ("0d", "\"0d\": out of range"),
+            ("0s", "\"0s\": out of range"),
+            // Overflows the multiplication, then chrono's range.
+            ("1000000000000000w", "\"1000000000000000w\": out of range"),
+            (
+                "9223372036854775807s",
+                "\"9223372036854775807s\": out of range",
+            ),
+        ] {
+            let error = parse_duration(text).unwrap_err();
+            assert_eq!(error.to_string(), expected, "{text:?}");
+        }
+        assert_eq!(
+            parse_duration("3y").unwrap_err(),
+            DurationError::UnknownUnit {
+                text: "3y".into(),
+                unit: "y".into()
+            }
+        );
+    }
+
+    #[test]
+    fn scope_is_the_named_subscriptions_and_registries() {
+        assert_eq!(scope(&["prod"], &[]).unwrap(), ["prod/edge", "prod/main"]);
+        assert_eq!(scope(&[], &["lab/main"]).unwrap(), ["lab/main"]);
+        // Neither list: every configured registry.
+        assert_eq!(
+            scope(&[], &[]).unwrap(),
+            ["lab/main", "prod/edge", "prod/main"]
+        );
+        // Named twice, covered once.
+        assert_eq!(
+            scope(&["prod", "prod"], &["prod/main"]).unwrap(),
+            ["prod/edge", "prod/main"]
+        );
+    }
+
+    #[test]
+    fn subscriptions_and_registries_together_are_a_union() {
+        assert_eq!(
+            scope(&["lab"], &["prod/edge"]).unwrap(),
+            ["lab/main", "prod/edge"]
+        );
+        let schedule = schedule(
+            "both",
+            "name = \"both\"\ncron = \"0 * * * *\"\nsubscriptions = [\"lab\"]\nregistries = [\"prod/main\"]\n",
+        )
+        .unwrap();
+        assert_eq!(schedule.scope, ["lab/main", "prod/main"]);
+        assert_eq!(
+            schedule.registry_pairs().into_iter().collect::<Vec<_>>(),
+            [
+                ("lab".to_string(), "main".to_string()),
+                ("prod".to_string(), "main".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_subscription_without_registries_covers_nothing_rather_than_everything() {
+        assert_eq!(scope(&["empty"], &[]).unwrap(), Vec::<String>::new());
+        assert_eq!(scope(&["empty"], &["lab/main"]).unwrap(), ["lab/main"]);
+    }
+
+    #[test]
+    fn unknown_subscriptions_and_registries_are_refused() {
+        let error = scope(&["staging"], &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no subscription \"staging\" in the configuration"
+        );
+        let error = scope(&[], &["prod/nope"]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no registry \"prod/nope\" in the configuration (write subscription/registry)"
+        );
+        // A registry is named as subscription/registry: the bare name is not enough, nor a subscription.
+        assert!(matches!(
+            scope(&[], &["main"]),
+            Err(InvalidSchedule::UnknownRegistry { .. })
+        ));
+        assert!(matches!(
+            scope(&[], &["prod"]),
+            Err(InvalidSchedule::UnknownRegistry { .. })
+        ));
+        // The registries list is checked even when the subscriptions already cover everything.
+        assert!(matches!(
+            scope(&["prod", "lab"], &["lab/nope"]),
+            Err(InvalidSchedule::UnknownRegistry { .. })
+        ));
+        let error = schedule(
+            "bad",
+            "name = \"bad\"\ncron = \"0 * * * *\"\nregistries = [\"prod/main\", \"lab/edge\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, InvalidSchedule::UnknownRegistry { registry } if registry == "lab/edge"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_schedule_file_resolves_its_zone_cron_and_policy() {
+        let schedule = schedule(
+            "nightly",
+            "name = \"nightly\"\ncron = \"30 2 * * 1-5\"\ntimezone = \"Europe/Berlin\"\n\
+             subscriptions = [\"prod\"]\n[policy]\nnew_images = false\npulled_within = \"30d\"\n\
+             pushed_within = \"2w\"\nmax_images = 10\n",
+        )
+        .unwrap();
+        assert_eq!(schedule.name, "nightly");
+        assert_eq!(schedule.cron, "30 2 * * 1-5");
+        assert_eq!(schedule.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(schedule.cron_spec, "30 2 * * 1-5".parse().unwrap());
+        assert_eq!(schedule.scope, ["prod/edge", "prod/main"]);
+        assert!(!schedule.policy.new_images);
+        assert_eq!(
+            schedule.policy.pulled_within,
+            Some(chrono::Duration::days(30))
+        );
+        assert_eq!(
+            schedule.policy.pushed_within,
+            Some(chrono::Duration::days(14))
+        );
+        assert_eq!(schedule.policy.max_images, Some(10));
+        assert_eq!(
+            schedule.path,
+            Path::new("/etc/vigil/schedules/nightly.toml")
+        );
+        // Defaults: UTC, new images on, no windows, no cap.
+        let schedule = schedule_defaults();
+        assert_eq!(schedule.timezone, Tz::UTC);
+        assert!(schedule.policy.new_images);
+        assert_eq!(schedule.policy.pulled_within, None);
+        assert_eq!(schedule.policy.pushed_within, None);
+        assert_eq!(schedule.policy.max_images, None);
+    }
+
+    fn schedule_defaults() -> Schedule {
+        schedule("hourly", "name = \"hourly\"\ncron = \"@hourly\"\n").unwrap()
+    }
+
+    #[test]
+    fn bad_schedule_files_name_the_problem() {
+        for (name, text, expected) in [
+            (
+                "bad",
+                "name = \"bad\"\ncron = \"0 * * * *\"\ncolour = \"red\"\n",
+                "line 3: unknown field `colour`",
+            ),
+            (
+                "bad",
+                "name = \"other\"\ncron = \"0 * * * *\"\n",
+                "name \"other\" must match the file name \"bad\"",
+            ),
+            (
+                "a.b",
+                "name = \"a.b\"\ncron = \"0 * * * *\"\n",
+                "name \"a.b\": use letters, digits, - and _",
+            ),
+            (
+                "bad",
+                "name = \"bad\"\ncron = \"0 * * * *\"\ntimezone = \"Mars/Olympus\"\n",
+                "unknown time zone \"Mars/Olympus\" (an IANA name, e.g. Europe/Berlin)",
+            ),
+            (
+                "bad",
+                "name = \"bad\"\ncron = \"0 9 * * 8\"\n",
+                "invalid cron expression \"0 9 * * 8\": day of week: 8 is outside 0-7",
+            ),
+            (
+                "bad",
+                "name = \"bad\"\ncron = \"0 * * * *\"\n[policy]\npushed_within = \"30\"\n",
+                "policy.pushed_within: \"30\": give a unit (s, m, h, d, w)",
+            ),
+        ] {
+            let error = schedule(name, text).unwrap_err();
+            assert!(error.to_string().starts_with(expected), "{text}: {error}");
+        }
+        let error = ScheduleError::Invalid {
+            path: PathBuf::from("schedules/bad.toml"),
+            problem: schedule("bad", "name = \"bad\"\n").unwrap_err(),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("schedules/bad.toml: ") && text.contains("missing field `cron`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn find_names_the_schedules_there_when_one_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings =
+            crate::config::load_str("", Path::new("vigil.toml"), dir.path(), &|_: &str| None)
+                .unwrap();
+        let error = find(dir.path(), &settings, "nightly").unwrap_err();
+        assert!(
+            error.to_string().ends_with("(the schedules there: none)"),
+            "{error}"
+        );
+        // An absent folder holds no schedules.
+        assert!(load_schedules(&dir.path().join("absent"), &settings)
+            .unwrap()
+            .is_empty());
+        std::fs::write(
+            dir.path().join("hourly.toml"),
+            "name = \"hourly\"\ncron = \"@hourly\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a schedule").unwrap();
+        let error = find(dir.path(), &settings, "nightly").unwrap_err();
+        assert!(
+            matches!(&error, ScheduleError::NotFound { known, .. } if known == "hourly"),
+            "{error}"
+        );
+        assert_eq!(
+            find(dir.path(), &settings, "hourly").unwrap().scope,
+            Vec::<String>::new()
+        );
     }
 }

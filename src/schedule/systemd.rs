@@ -169,4 +169,54 @@ mod tests {
             assert_eq!(earliest, Some(expected), "{expression} in {tz}");
         }
     }
+
+    #[test]
+    fn crontab_lines_keep_the_expression_and_refuse_seconds() {
+        let binary = Path::new("/usr/bin/vigil");
+        let config = Path::new("/etc/vigil/vigil.toml");
+        let nightly = super::super::tests::schedule(
+            "nightly",
+            "name = \"nightly\"\ncron = \" 30  2 * *   1-5 \"\ntimezone = \"Europe/Berlin\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            nightly.crontab_line(binary, config).unwrap(),
+            "CRON_TZ=Europe/Berlin\n30 2 * * 1-5 /usr/bin/vigil run --schedule nightly --config /etc/vigil/vigil.toml\n"
+        );
+        let hourly =
+            super::super::tests::schedule("hourly", "name = \"hourly\"\ncron = \"@hourly\"\n")
+                .unwrap();
+        assert_eq!(
+            hourly.crontab_line(binary, config).unwrap(),
+            "CRON_TZ=UTC\n@hourly /usr/bin/vigil run --schedule hourly --config /etc/vigil/vigil.toml\n"
+        );
+        let often =
+            super::super::tests::schedule("often", "name = \"often\"\ncron = \"*/2 * * * * *\"\n")
+                .unwrap();
+        let error = often.crontab_line(binary, config).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "schedule often: crontab has no seconds field; use `vigil schedules systemd often` or `vigil daemon`"
+        );
+    }
+
+    #[test]
+    fn timers_carry_one_on_calendar_line_per_day_rule() {
+        let friday =
+            super::super::tests::schedule("friday", "name = \"friday\"\ncron = \"0 0 13 * 5\"\n")
+                .unwrap();
+        let (service, timer) =
+            friday.systemd_units(Path::new("/usr/bin/vigil"), Path::new("/etc/vigil.toml"));
+        assert!(
+            service.contains(
+                "ExecStart=/usr/bin/vigil run --schedule friday --config /etc/vigil.toml\n"
+            ),
+            "{service}"
+        );
+        assert!(
+            timer.contains("OnCalendar=*-*-13 0:0:0 UTC\nOnCalendar=Fri *-*-* 0:0:0 UTC\n"),
+            "{timer}"
+        );
+        assert!(timer.contains("Unit=vigil-friday.service\n"), "{timer}");
+    }
 }
