@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use vigil::cli::{DaemonArgs, RunArgs, SchedulesCommand, TableFormat};
 use vigil::config::Settings;
 use vigil::daemon::{self, Job};
@@ -116,101 +117,115 @@ fn load(config: &Path) -> anyhow::Result<(Settings, Vec<Schedule>)> {
 
 pub fn schedules(command: SchedulesCommand) -> anyhow::Result<ExitCode> {
     match command {
-        SchedulesCommand::List { config, format } => {
-            let (_, schedules) = load(&config)?;
-            let now = chrono::Utc::now();
-            let describe = |s: &Schedule| {
-                let fires: Vec<String> = s
-                    .next_fires(now, 3)
-                    .iter()
-                    .map(|t| t.to_rfc3339())
-                    .collect();
-                let window =
-                    |w: Option<chrono::Duration>| w.map(|w| format!("{}s", w.num_seconds()));
-                serde_json::json!({
-                    "name": s.name,
-                    "cron": s.cron,
-                    "timezone": s.timezone.name(),
-                    "registries": s.scope,
-                    "policy": {
-                        "new_images": s.policy.new_images,
-                        "pulled_within": window(s.policy.pulled_within),
-                        "pushed_within": window(s.policy.pushed_within),
-                        "max_images": s.policy.max_images,
-                    },
-                    "next_fires": fires,
-                })
-            };
-            match format {
-                TableFormat::Json => {
-                    let all: Vec<_> = schedules.iter().map(describe).collect();
-                    println!("{}", serde_json::to_string_pretty(&all)?);
-                }
-                TableFormat::Table | TableFormat::Csv => {
-                    let rows: Vec<Vec<String>> = schedules
-                        .iter()
-                        .map(|s| {
-                            let fires: Vec<String> = s
-                                .next_fires(now, 3)
-                                .iter()
-                                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                                .collect();
-                            let mut policy = Vec::new();
-                            if s.policy.new_images {
-                                policy.push("new".to_string());
-                            }
-                            if let Some(w) = s.policy.pulled_within {
-                                policy.push(format!("pulled<{}d", w.num_days()));
-                            }
-                            if let Some(w) = s.policy.pushed_within {
-                                policy.push(format!("pushed<{}d", w.num_days()));
-                            }
-                            if let Some(max) = s.policy.max_images {
-                                policy.push(format!("max {max}"));
-                            }
-                            vec![
-                                s.name.clone(),
-                                s.cron.clone(),
-                                s.timezone.name().to_string(),
-                                s.scope.join(","),
-                                policy.join(" "),
-                                fires.join(", "),
-                            ]
-                        })
-                        .collect();
-                    write_table(
-                        &mut std::io::stdout().lock(),
-                        &["NAME", "CRON", "TZ", "REGISTRIES", "POLICY", "NEXT FIRES"],
-                        &rows,
-                    )?;
-                }
-            }
-        }
+        SchedulesCommand::List { config, format } => list(&config, format)?,
         SchedulesCommand::Systemd {
             name,
             config,
             binary: given,
-        } => {
-            let (settings, _) = load(&config)?;
-            let schedule = schedule::find(&settings.schedules, &settings, &name)?;
-            let (service, timer) = schedule.systemd_units(&binary(given)?, &absolute(&config));
-            println!("# vigil-{name}.service\n{service}\n# vigil-{name}.timer\n{timer}");
-        }
+        } => systemd(&config, &name, given)?,
         SchedulesCommand::Crontab {
             config,
             binary: given,
-        } => {
-            let (_, schedules) = load(&config)?;
-            let binary = binary(given)?;
-            let config = absolute(&config);
-            for schedule in &schedules {
-                print!(
-                    "# {}\n{}",
-                    schedule.name,
-                    schedule.crontab_line(&binary, &config)?
-                );
-            }
-        }
+        } => crontab(&config, given)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil schedules list`: each job with its scope, policy and next three fire times.
+fn list(config: &Path, format: TableFormat) -> anyhow::Result<()> {
+    let (_, schedules) = load(config)?;
+    let now = chrono::Utc::now();
+    match format {
+        TableFormat::Json => {
+            let all: Vec<_> = schedules.iter().map(|s| describe(s, now)).collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        TableFormat::Table | TableFormat::Csv => {
+            let rows: Vec<Vec<String>> = schedules.iter().map(|s| table_row(s, now)).collect();
+            write_table(
+                &mut std::io::stdout().lock(),
+                &["NAME", "CRON", "TZ", "REGISTRIES", "POLICY", "NEXT FIRES"],
+                &rows,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One job as JSON: windows in seconds, fire times in RFC 3339.
+fn describe(s: &Schedule, now: DateTime<Utc>) -> serde_json::Value {
+    let fires: Vec<String> = s
+        .next_fires(now, 3)
+        .iter()
+        .map(|t| t.to_rfc3339())
+        .collect();
+    let window = |w: Option<chrono::Duration>| w.map(|w| format!("{}s", w.num_seconds()));
+    serde_json::json!({
+        "name": s.name,
+        "cron": s.cron,
+        "timezone": s.timezone.name(),
+        "registries": s.scope,
+        "policy": {
+            "new_images": s.policy.new_images,
+            "pulled_within": window(s.policy.pulled_within),
+            "pushed_within": window(s.policy.pushed_within),
+            "max_images": s.policy.max_images,
+        },
+        "next_fires": fires,
+    })
+}
+
+/// One job as a table row: the policy abbreviated, windows in days.
+fn table_row(s: &Schedule, now: DateTime<Utc>) -> Vec<String> {
+    let fires: Vec<String> = s
+        .next_fires(now, 3)
+        .iter()
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .collect();
+    let mut policy = Vec::new();
+    if s.policy.new_images {
+        policy.push("new".to_string());
+    }
+    if let Some(w) = s.policy.pulled_within {
+        policy.push(format!("pulled<{}d", w.num_days()));
+    }
+    if let Some(w) = s.policy.pushed_within {
+        policy.push(format!("pushed<{}d", w.num_days()));
+    }
+    if let Some(max) = s.policy.max_images {
+        policy.push(format!("max {max}"));
+    }
+    vec![
+        s.name.clone(),
+        s.cron.clone(),
+        s.timezone.name().to_string(),
+        s.scope.join(","),
+        policy.join(" "),
+        fires.join(", "),
+    ]
+}
+
+/// `vigil schedules systemd NAME`: the `.service` and `.timer` units for one job. Every schedule file is
+/// loaded first, so a broken neighbour is reported here too, as `list` would.
+fn systemd(config: &Path, name: &str, given: Option<PathBuf>) -> anyhow::Result<()> {
+    let (settings, _) = load(config)?;
+    let schedule = schedule::find(&settings.schedules, &settings, name)?;
+    let (service, timer) = schedule.systemd_units(&binary(given)?, &absolute(config));
+    println!("# vigil-{name}.service\n{service}\n# vigil-{name}.timer\n{timer}");
+    Ok(())
+}
+
+/// `vigil schedules crontab`: one crontab entry per job.
+fn crontab(config: &Path, given: Option<PathBuf>) -> anyhow::Result<()> {
+    let (_, schedules) = load(config)?;
+    let binary = binary(given)?;
+    let config = absolute(config);
+    for schedule in &schedules {
+        print!(
+            "# {}\n{}",
+            schedule.name,
+            schedule.crontab_line(&binary, &config)?
+        );
+    }
+    Ok(())
 }
