@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -19,7 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Settings;
 use crate::registry::USER_AGENT_PRODUCT;
-use crate::warehouse::{write_activity, ActivityRow, WarehouseError};
+use crate::warehouse::{read, write_activity, ActivityRow, WarehouseError};
 
 /// The media type of a notification envelope.
 pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
@@ -55,8 +54,6 @@ pub enum EventsError {
     },
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
-    #[error("cannot read the activity already stored: {0}")]
-    Read(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,38 +177,6 @@ fn check_registry(
     }
 }
 
-/// The event ids already stored for one registry.
-async fn stored_ids(
-    root: &Path,
-    subscription: &str,
-    registry: &str,
-) -> Result<HashSet<String>, EventsError> {
-    let mut ids = HashSet::new();
-    if !root.is_dir() {
-        return Ok(ids);
-    }
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let sql = format!(
-        "SELECT event_id FROM activity WHERE subscription = {} AND registry = {}",
-        quote(subscription),
-        quote(registry)
-    );
-    let read = |e: crate::report::ReportError| EventsError::Read(e.to_string());
-    let ctx = crate::report::open_session(root).await.map_err(read)?;
-    let batches = async { ctx.sql(&sql).await?.collect().await }
-        .await
-        .map_err(|e| EventsError::Read(e.to_string()))?;
-    for batch in batches {
-        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-            .map_err(|e| EventsError::Read(e.to_string()))?;
-        let column = column.as_string::<i32>();
-        for row in 0..column.len() {
-            ids.insert(column.value(row).to_string());
-        }
-    }
-    Ok(ids)
-}
-
 /// Keeps the rows not seen before, remembering them; counts the rest.
 fn dedupe(
     rows: Vec<ActivityRow>,
@@ -260,7 +225,7 @@ pub async fn import(
             }
         }
     }
-    let mut seen = stored_ids(&settings.warehouse, subscription, registry).await?;
+    let mut seen = read::activity_event_ids(&settings.warehouse, subscription, registry)?;
     let fresh = dedupe(rows, &mut seen, &mut tally);
     tally.stored = fresh.len() as u64;
     write_activity(&settings.warehouse, subscription, registry, &fresh)?;
@@ -384,7 +349,7 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
     // One writer at a time: dedupe and the durable write happen together, before the answer.
     let mut seen = receiver.seen.lock().await;
     if !seen.contains_key(&key) {
-        match stored_ids(&receiver.settings.warehouse, subscription, registry).await {
+        match read::activity_event_ids(&receiver.settings.warehouse, subscription, registry) {
             Ok(ids) => {
                 seen.insert(key.clone(), ids);
             }

@@ -17,7 +17,7 @@ use crate::matcher::match_inventory;
 use crate::model::{CoverageStatus, Digest, Inventory, Platform};
 use crate::registry::crawl::resolve_tag;
 use crate::registry::{crawl_registry, ImageRecord, Source};
-use crate::select::{self, History, ImageKey, Policy, Previous};
+use crate::select::{self, History, ImageKey, Policy, StoredImage};
 use crate::vulndb::Database;
 use crate::warehouse::{
     self, Carried, CommitInfo, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError,
@@ -68,7 +68,7 @@ pub enum ScanError {
     #[error("warehouse commit task failed: {0}")]
     Task(String),
     #[error("cannot read what the warehouse holds: {0}")]
-    History(#[from] crate::report::ReportError),
+    History(#[source] WarehouseError),
 }
 
 /// Reports progress to whoever drives the scan (a progress bar on a terminal, nothing otherwise).
@@ -171,16 +171,15 @@ pub async fn scan(
     }
 
     // One candidate per (registry, repository, digest, platform): tags naming the same image merge.
-    let mut candidates: BTreeMap<(String, String, String, String, String), Candidate> =
-        BTreeMap::new();
+    let mut candidates: BTreeMap<ImageKey, Candidate> = BTreeMap::new();
     for (registry, record) in records {
-        let key = (
-            registry.subscription.clone(),
-            registry.name.clone(),
-            record.repository.clone(),
-            record.digest.clone(),
-            record.platform.clone(),
-        );
+        let key = ImageKey {
+            subscription: registry.subscription.clone(),
+            registry: registry.name.clone(),
+            repository: record.repository.clone(),
+            digest: record.digest.clone(),
+            platform: record.platform.clone(),
+        };
         let candidate = candidates.entry(key).or_insert_with(|| Candidate {
             registry: registry.clone(),
             repository: record.repository.clone(),
@@ -204,7 +203,9 @@ pub async fn scan(
         })
         .collect();
     // What the warehouse holds decides the selection, and its activity gives push and pull times.
-    let history = select::load_history(&settings.warehouse).await?;
+    let history = select::load_history(&settings.warehouse)
+        .await
+        .map_err(ScanError::History)?;
     let (plan, deferred) = plan(to_scan, &history, options.policy.as_ref(), started_at);
     let rematch: Vec<(ImageKey, String)> = plan
         .iter()
@@ -216,7 +217,9 @@ pub async fn scan(
             ))
         })
         .collect();
-    let stored = select::stored_packages(&settings.warehouse, &rematch).await?;
+    let stored = select::stored_packages(&settings.warehouse, &rematch)
+        .await
+        .map_err(ScanError::History)?;
     progress.images(
         plan.iter()
             .filter(|p| p.selection != Selection::Carried)
@@ -260,11 +263,7 @@ pub async fn scan(
             } = planned;
             let subscription = candidate.registry.subscription.clone();
             let registry = candidate.registry.name.clone();
-            let activity_key = (
-                subscription.clone(),
-                registry.clone(),
-                candidate.digest.clone(),
-            );
+            let activity_key = key.activity_key();
             let mut image = ScannedImage {
                 subscription,
                 registry,
@@ -378,7 +377,7 @@ struct Planned {
     key: ImageKey,
     candidate: Candidate,
     selection: Selection,
-    previous: Option<Previous>,
+    previous: Option<StoredImage>,
 }
 
 /// Whether a planned image is read from its layers: new and forced ones, and re-matches whose stored
@@ -395,7 +394,7 @@ fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<crate::model::
 
 /// What a run with a policy does with an image scanned before: re-match it when it was pulled or pushed
 /// within the policy's windows, carry its assessment otherwise.
-fn known_image(previous: &Previous, pulled: bool, pushed: bool) -> Selection {
+fn known_image(previous: &StoredImage, pulled: bool, pushed: bool) -> Selection {
     if pulled {
         Selection::Pulled
     } else if pushed {
@@ -420,14 +419,14 @@ fn plan(
     let mut planned = Vec::new();
     let mut new = Vec::new();
     for candidate in candidates {
-        let key: ImageKey = (
-            candidate.registry.subscription.clone(),
-            candidate.registry.name.clone(),
-            candidate.repository.clone(),
-            candidate.digest.clone(),
-            candidate.platform.clone(),
-        );
-        let activity = (key.0.clone(), key.1.clone(), key.3.clone());
+        let key = ImageKey {
+            subscription: candidate.registry.subscription.clone(),
+            registry: candidate.registry.name.clone(),
+            repository: candidate.repository.clone(),
+            digest: candidate.digest.clone(),
+            platform: candidate.platform.clone(),
+        };
+        let activity = key.activity_key();
         let previous = history.previous.get(&key).cloned();
         let selection = match (policy, &previous) {
             (None, _) => Selection::Forced,
@@ -469,7 +468,7 @@ fn plan(
 /// An inventory rebuilt from what the warehouse stored of an image.
 fn stored_inventory(
     candidate: &Candidate,
-    previous: &Previous,
+    previous: &StoredImage,
     packages: Vec<crate::model::Package>,
 ) -> Inventory {
     Inventory {
@@ -653,7 +652,7 @@ mod tests {
 
     #[test]
     fn images_without_stored_counts_are_evaluated_again_instead_of_carried() {
-        let mut previous = Previous {
+        let mut previous = StoredImage {
             findings_scan_id: "s1".into(),
             inventory_scan_id: "s1".into(),
             package_count: 3,
