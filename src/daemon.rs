@@ -125,10 +125,14 @@ pub async fn run(
     let mut server = None;
     if let Some(receiver) = receiver {
         let hook_settings = settings.clone();
-        let hook: events::PushHook = Box::new(move |subscription, registry, repository, digest| {
-            if let Some(target) =
-                pushed_reference(&hook_settings, subscription, registry, repository, digest)
-            {
+        let hook: events::PushHook = Box::new(move |pushed| {
+            if let Some(target) = pushed_reference(
+                &hook_settings,
+                &pushed.subscription,
+                &pushed.registry,
+                &pushed.repository,
+                &pushed.digest,
+            ) {
                 let _ = push_tx.send(target);
             }
         });

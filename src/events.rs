@@ -232,8 +232,18 @@ pub async fn import(
     Ok(tally)
 }
 
-/// Called with (subscription, registry, repository, digest) for every push stored.
-pub type PushHook = Box<dyn Fn(&str, &str, &str, &str) + Send + Sync>;
+/// A manifest push stored: the image a scan on push reads, in the registry that reported it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PushedImage {
+    pub subscription: String,
+    /// The registry's name inside its subscription.
+    pub registry: String,
+    pub repository: String,
+    pub digest: String,
+}
+
+/// Called with every push stored.
+pub type PushHook = Box<dyn Fn(PushedImage) + Send + Sync>;
 
 /// The receiver's state: where to write, the token, and the ids seen per registry.
 struct Receiver {
@@ -267,74 +277,16 @@ fn bearer_matches(request: &Request<Incoming>, token: &str) -> bool {
             == 0
 }
 
+/// One webhook request: checked and routed, its envelope parsed, its new events stored (deduplicated, durable)
+/// before the answer, and each push stored handed to the push hook.
 async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.method() != hyper::Method::POST {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST envelopes to /events/SUBSCRIPTION/REGISTRY",
-        );
-    }
-    if !bearer_matches(&request, &receiver.token) {
-        return reply(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-    }
-    let path: Vec<String> = request
-        .uri()
-        .path()
-        .trim_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
-    let [events, subscription, registry] = path.as_slice() else {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "POST envelopes to /events/SUBSCRIPTION/REGISTRY",
-        );
+    let (subscription, registry) = match route(&receiver, &request) {
+        Ok(route) => route,
+        Err(refused) => return refused,
     };
-    if events != "events" {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "POST envelopes to /events/SUBSCRIPTION/REGISTRY",
-        );
-    }
-    if check_registry(&receiver.settings, subscription, registry).is_err() {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "no such registry in the configuration",
-        );
-    }
-    let content_type = request
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !(content_type.starts_with(ENVELOPE_MEDIA_TYPE)
-        || content_type.starts_with("application/json"))
-    {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected an events envelope",
-        );
-    }
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "envelope too large or cut short",
-            )
-        }
-    };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return reply(StatusCode::BAD_REQUEST, "the envelope is not UTF-8");
-    };
-    let events = match parse(text) {
+    let events = match read_envelope(request).await {
         Ok(events) => events,
-        Err(err) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                &format!("not an events envelope: {err}"),
-            )
-        }
+        Err(refused) => return refused,
     };
     let received_at = Utc::now();
     let mut tally = Tally::default();
@@ -345,8 +297,112 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
             None => tally.ignored += 1,
         }
     }
-    let key = (subscription.clone(), registry.clone());
-    // One writer at a time: dedupe and the durable write happen together, before the answer.
+    let fresh = match store(&receiver, &subscription, &registry, rows, &mut tally).await {
+        Ok(fresh) => fresh,
+        Err(refused) => return refused,
+    };
+    tally.stored = fresh.len() as u64;
+    if let Some(on_push) = &receiver.on_push {
+        for row in fresh.into_iter().filter(|r| r.action == "push") {
+            on_push(PushedImage {
+                subscription: subscription.clone(),
+                registry: registry.clone(),
+                repository: row.repository,
+                digest: row.digest,
+            });
+        }
+    }
+    tracing::info!(subscription = %subscription, registry = %registry, stored = tally.stored,
+        duplicates = tally.duplicates, ignored = tally.ignored, "events");
+    reply(
+        StatusCode::OK,
+        &serde_json::to_string(&tally).unwrap_or_default(),
+    )
+}
+
+/// The (subscription, registry) a request posts to, once its method, token, path and content type are
+/// right; otherwise the answer refusing it.
+fn route(
+    receiver: &Receiver,
+    request: &Request<Incoming>,
+) -> Result<(String, String), Response<Full<Bytes>>> {
+    const USAGE: &str = "POST envelopes to /events/SUBSCRIPTION/REGISTRY";
+    if request.method() != hyper::Method::POST {
+        return Err(reply(StatusCode::METHOD_NOT_ALLOWED, USAGE));
+    }
+    if !bearer_matches(request, &receiver.token) {
+        return Err(reply(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required",
+        ));
+    }
+    let path: Vec<String> = request
+        .uri()
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let [events, subscription, registry] = path.as_slice() else {
+        return Err(reply(StatusCode::NOT_FOUND, USAGE));
+    };
+    if events != "events" {
+        return Err(reply(StatusCode::NOT_FOUND, USAGE));
+    }
+    if check_registry(&receiver.settings, subscription, registry).is_err() {
+        return Err(reply(
+            StatusCode::NOT_FOUND,
+            "no such registry in the configuration",
+        ));
+    }
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(content_type.starts_with(ENVELOPE_MEDIA_TYPE)
+        || content_type.starts_with("application/json"))
+    {
+        return Err(reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected an events envelope",
+        ));
+    }
+    Ok((subscription.clone(), registry.clone()))
+}
+
+/// The events of a request's body (bounded in size), or the answer refusing it.
+async fn read_envelope(request: Request<Incoming>) -> Result<Vec<Event>, Response<Full<Bytes>>> {
+    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return Err(reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "envelope too large or cut short",
+            ))
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Err(reply(StatusCode::BAD_REQUEST, "the envelope is not UTF-8"));
+    };
+    parse(text).map_err(|err| {
+        reply(
+            StatusCode::BAD_REQUEST,
+            &format!("not an events envelope: {err}"),
+        )
+    })
+}
+
+/// Stores the rows not seen before for one registry and returns them; durable on return. One writer at a
+/// time: dedupe and the write happen together, before the answer.
+async fn store(
+    receiver: &Receiver,
+    subscription: &str,
+    registry: &str,
+    rows: Vec<ActivityRow>,
+    tally: &mut Tally,
+) -> Result<Vec<ActivityRow>, Response<Full<Bytes>>> {
+    let key = (subscription.to_string(), registry.to_string());
     let mut seen = receiver.seen.lock().await;
     if !seen.contains_key(&key) {
         match read::activity_event_ids(&receiver.settings.warehouse, subscription, registry) {
@@ -355,17 +411,17 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
             }
             Err(err) => {
                 tracing::error!(%err, "cannot read stored activity");
-                return reply(
+                return Err(reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "cannot read stored activity",
-                );
+                ));
             }
         }
     }
     let ids = seen.get_mut(&key).expect("inserted above");
-    let fresh = dedupe(rows, ids, &mut tally);
+    let fresh = dedupe(rows, ids, tally);
     let root = receiver.settings.warehouse.clone();
-    let (sub, reg) = (subscription.clone(), registry.clone());
+    let (sub, reg) = key;
     let to_write = fresh.clone();
     let written =
         tokio::task::spawn_blocking(move || write_activity(&root, &sub, &reg, &to_write)).await;
@@ -375,21 +431,12 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
             ids.remove(&row.event_id);
         }
         tracing::error!(?written, "cannot store activity");
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the events");
+        return Err(reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot store the events",
+        ));
     }
-    drop(seen);
-    tally.stored = fresh.len() as u64;
-    if let Some(on_push) = &receiver.on_push {
-        for row in fresh.iter().filter(|r| r.action == "push") {
-            on_push(subscription, registry, &row.repository, &row.digest);
-        }
-    }
-    tracing::info!(subscription = %subscription, registry = %registry, stored = tally.stored,
-        duplicates = tally.duplicates, ignored = tally.ignored, "events");
-    reply(
-        StatusCode::OK,
-        &serde_json::to_string(&tally).unwrap_or_default(),
-    )
+    Ok(fresh)
 }
 
 fn percent_decode(text: &str) -> String {

@@ -14,7 +14,7 @@ use crate::config::{Endpoint, RegistrySettings, Settings};
 use crate::inventory::{ImageRef, ImageTarget, Inventorier};
 use crate::layer;
 use crate::matcher::match_inventory;
-use crate::model::{CoverageStatus, Digest, Inventory, Platform};
+use crate::model::{CoverageStatus, Digest, Inventory, Package, Platform};
 use crate::registry::crawl::resolve_tag;
 use crate::registry::{crawl_registry, ImageRecord, Source};
 use crate::select::{self, History, ImageKey, Policy, StoredImage};
@@ -100,7 +100,9 @@ struct Candidate {
     skip_reason: Option<String>,
 }
 
-/// Runs one scan and commits it.
+/// Runs one scan and commits it. The steps, in pipeline order: gather the images (a crawl, or the images
+/// named), plan what to do with each, load the stored packages of those re-matched, connect to the
+/// registries whose layers are read, inventory and match every image, assemble the run, commit it.
 pub async fn scan(
     settings: &Settings,
     db: Arc<Database>,
@@ -110,67 +112,151 @@ pub async fn scan(
     let started_at = Utc::now();
     let scan_id = warehouse::new_scan_id(started_at);
     let inventorier = Inventorier::new(Some(&settings.cache))?;
-    let mut errors = Vec::new();
-    let mut failed_targets = 0u64;
 
-    // Which registries, and which images in them.
-    let mut sources: Sources = BTreeMap::new();
-    let mut records: Vec<(Arc<RegistrySettings>, ImageRecord)> = Vec::new();
-    let mut crawled = Vec::new();
+    let Gathered {
+        mut sources,
+        records,
+        crawled,
+        mut errors,
+        failed_targets,
+    } = gather(settings, options).await;
+    let candidates = merge_tags(records);
+    let images_seen = candidates.len() as u64;
+
+    // What the warehouse holds decides the selection, and its activity gives push and pull times.
+    let history = select::load_history(&settings.warehouse)
+        .await
+        .map_err(ScanError::History)?;
+    let (plan, deferred) = plan(
+        scannable(candidates),
+        &history,
+        options.policy.as_ref(),
+        started_at,
+    );
+    let stored = load_stored_packages(settings, &plan).await?;
+    progress.images(
+        plan.iter()
+            .filter(|p| p.selection != Selection::Carried)
+            .count() as u64,
+    );
+    connect(&plan, &stored, &mut sources, &mut errors).await;
+
+    let context = Evaluation {
+        inventorier: &inventorier,
+        sources: &sources,
+        db: &db,
+        stored: &stored,
+        history: &history,
+        progress,
+    };
+    let scanned: Vec<ScannedImage> = stream::iter(plan)
+        .map(|planned| evaluate(planned, &context))
+        .buffer_unordered(IMAGE_CONCURRENCY)
+        .collect()
+        .await;
+
+    let run = assemble_run(
+        scan_id,
+        started_at,
+        &db,
+        options,
+        Assembled {
+            images_seen,
+            failed_targets,
+            errors,
+            deferred,
+            crawled,
+            scanned,
+        },
+    );
+    let outcome_base = summarize(&run);
+    let commit = commit(settings, run).await?;
+    let stats = &inventorier.stats;
+    Ok(ScanOutcome {
+        commit,
+        layers_fetched: stats.fetched.load(std::sync::atomic::Ordering::Relaxed),
+        layers_cached: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+        ..outcome_base
+    })
+}
+
+/// Where a run starts: every image listed (by a crawl or by name), the registries they are in, and what
+/// could not be listed.
+#[derive(Default)]
+struct Gathered {
+    sources: Sources,
+    records: Vec<(Arc<RegistrySettings>, ImageRecord)>,
+    /// The registries listed in full (their missing images no longer exist).
+    crawled: Vec<CrawledRegistry>,
+    errors: Vec<String>,
+    /// Registries, repositories, tags and named images that could not be listed.
+    failed_targets: u64,
+}
+
+/// Step 1: the images of the run, from a crawl of the configured registries in scope, or from the images
+/// named.
+async fn gather(settings: &Settings, options: &ScanOptions) -> Gathered {
+    let mut gathered = Gathered::default();
     if options.images.is_empty() {
-        for subscription in &settings.subscriptions {
-            for registry in &subscription.registries {
-                let in_scope = options.registries.as_ref().is_none_or(|scope| {
-                    scope.contains(&(registry.subscription.clone(), registry.name.clone()))
-                });
-                if !in_scope {
-                    continue;
-                }
-                let registry = Arc::new(registry.clone());
-                let report = crawl_registry(registry.clone()).await;
-                for failure in &report.failures {
-                    failed_targets += 1;
-                    errors.push(describe_failure(
-                        &failure.subscription,
-                        &failure.registry,
-                        failure.repository.as_deref(),
-                        failure.tag.as_deref(),
-                        &failure.error,
-                    ));
-                }
-                // Only a crawl that listed everything says which images no longer exist.
-                if report.failures.is_empty() {
-                    crawled.push(CrawledRegistry {
-                        subscription: registry.subscription.clone(),
-                        registry: registry.name.clone(),
-                        images_seen: report
-                            .images
-                            .iter()
-                            .map(|r| (&r.repository, &r.digest, &r.platform))
-                            .collect::<BTreeSet<_>>()
-                            .len() as u64,
-                    });
-                }
-                records.extend(report.images.into_iter().map(|r| (registry.clone(), r)));
-                sources.insert(
-                    (registry.subscription.clone(), registry.name.clone()),
-                    (registry, None),
-                );
+        for registry in settings.subscriptions.iter().flat_map(|s| &s.registries) {
+            let in_scope = options.registries.as_ref().is_none_or(|scope| {
+                scope.contains(&(registry.subscription.clone(), registry.name.clone()))
+            });
+            if in_scope {
+                crawl_into(Arc::new(registry.clone()), &mut gathered).await;
             }
         }
     } else {
         for text in &options.images {
-            match resolve_named(settings, options, text, &mut sources).await {
-                Ok(found) => records.extend(found),
+            match resolve_named(settings, options, text, &mut gathered.sources).await {
+                Ok(found) => gathered.records.extend(found),
                 Err(message) => {
-                    failed_targets += 1;
-                    errors.push(format!("{text}: {message}"));
+                    gathered.failed_targets += 1;
+                    gathered.errors.push(format!("{text}: {message}"));
                 }
             }
         }
     }
+    gathered
+}
 
-    // One candidate per (registry, repository, digest, platform): tags naming the same image merge.
+/// Crawls one registry into `gathered`.
+async fn crawl_into(registry: Arc<RegistrySettings>, gathered: &mut Gathered) {
+    let report = crawl_registry(registry.clone()).await;
+    for failure in &report.failures {
+        gathered.failed_targets += 1;
+        gathered.errors.push(describe_failure(
+            &failure.subscription,
+            &failure.registry,
+            failure.repository.as_deref(),
+            failure.tag.as_deref(),
+            &failure.error,
+        ));
+    }
+    // Only a crawl that listed everything says which images no longer exist.
+    if report.failures.is_empty() {
+        gathered.crawled.push(CrawledRegistry {
+            subscription: registry.subscription.clone(),
+            registry: registry.name.clone(),
+            images_seen: report
+                .images
+                .iter()
+                .map(|r| (&r.repository, &r.digest, &r.platform))
+                .collect::<BTreeSet<_>>()
+                .len() as u64,
+        });
+    }
+    gathered
+        .records
+        .extend(report.images.into_iter().map(|r| (registry.clone(), r)));
+    gathered.sources.insert(
+        (registry.subscription.clone(), registry.name.clone()),
+        (registry, None),
+    );
+}
+
+/// Step 2a: one candidate per image (registry, repository, digest, platform), with every tag naming it.
+fn merge_tags(records: Vec<(Arc<RegistrySettings>, ImageRecord)>) -> Vec<Candidate> {
     let mut candidates: BTreeMap<ImageKey, Candidate> = BTreeMap::new();
     for (registry, record) in records {
         let key = ImageKey {
@@ -193,20 +279,27 @@ pub async fn scan(
             candidate.tags.insert(record.tag);
         }
     }
-    let images_seen = candidates.len() as u64;
-    let to_scan: Vec<Candidate> = candidates
-        .into_values()
+    candidates.into_values().collect()
+}
+
+/// Step 2b: the candidates a run assesses: selected platforms, and those of an OS Vigil cannot assess
+/// (recorded as such); filtered platforms and attestations are left out.
+fn scannable(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    candidates
+        .into_iter()
         .filter(|c| {
             c.skip_reason
                 .as_deref()
                 .is_none_or(|reason| reason.starts_with("unsupported-os:"))
         })
-        .collect();
-    // What the warehouse holds decides the selection, and its activity gives push and pull times.
-    let history = select::load_history(&settings.warehouse)
-        .await
-        .map_err(ScanError::History)?;
-    let (plan, deferred) = plan(to_scan, &history, options.policy.as_ref(), started_at);
+        .collect()
+}
+
+/// Step 3: the stored packages of the images re-matched from the warehouse.
+async fn load_stored_packages(
+    settings: &Settings,
+    plan: &[Planned],
+) -> Result<HashMap<ImageKey, Vec<Package>>, ScanError> {
     let rematch: Vec<(ImageKey, String)> = plan
         .iter()
         .filter(|p| matches!(p.selection, Selection::Pulled | Selection::Pushed))
@@ -217,159 +310,183 @@ pub async fn scan(
             ))
         })
         .collect();
-    let stored = select::stored_packages(&settings.warehouse, &rematch)
+    select::stored_packages(&settings.warehouse, &rematch)
         .await
-        .map_err(ScanError::History)?;
-    progress.images(
-        plan.iter()
-            .filter(|p| p.selection != Selection::Carried)
-            .count() as u64,
-    );
+        .map_err(ScanError::History)
+}
 
-    // Connect lazily, once per registry, and only to registries with layers to read.
-    for planned in plan.iter().filter(|p| reads_layers(p, &stored)) {
-        let candidate = &planned.candidate;
-        let key = (
-            candidate.registry.subscription.clone(),
-            candidate.registry.name.clone(),
-        );
+/// Step 4: connect, once per registry, to the registries with layers to read (and no others).
+async fn connect(
+    plan: &[Planned],
+    stored: &HashMap<ImageKey, Vec<Package>>,
+    sources: &mut Sources,
+    errors: &mut Vec<String>,
+) {
+    for planned in plan.iter().filter(|p| reads_layers(p, stored)) {
+        let registry = &planned.candidate.registry;
         let entry = sources
-            .entry(key)
-            .or_insert_with(|| (candidate.registry.clone(), None));
+            .entry((registry.subscription.clone(), registry.name.clone()))
+            .or_insert_with(|| (registry.clone(), None));
         if entry.1.is_none() {
             match Source::connect(entry.0.clone()).await {
                 Ok(source) => entry.1 = Some(Arc::new(source)),
                 Err(err) => errors.push(format!(
                     "{}/{}: {err}",
-                    candidate.registry.subscription, candidate.registry.name
+                    registry.subscription, registry.name
                 )),
             }
         }
     }
+}
 
-    let inventorier = &inventorier;
-    let sources = &sources;
-    let db_ref = &db;
-    let stored = &stored;
-    let history = &history;
-    let scanned: Vec<ScannedImage> = stream::iter(plan)
-        .map(|planned| async move {
-            let layers = reads_layers(&planned, stored);
-            let Planned {
-                key,
-                candidate,
-                selection,
-                previous,
-            } = planned;
-            let subscription = candidate.registry.subscription.clone();
-            let registry = candidate.registry.name.clone();
-            let activity_key = key.activity_key();
-            let mut image = ScannedImage {
-                subscription,
-                registry,
-                repository: candidate.repository.clone(),
-                tags: candidate.tags.iter().cloned().collect(),
-                digest: candidate.digest.clone(),
-                platform: candidate.platform.clone(),
-                inventory: failed_inventory(String::new(), None, String::new()),
-                findings: Vec::new(),
-                pushed_at: history.pushes.get(&activity_key).copied(),
-                last_pulled_at: history.pulls.get(&activity_key).copied(),
-                selection,
-                inventory_scan_id: None,
-                carried: None,
-            };
-            match previous {
-                Some(previous) if selection == Selection::Carried => {
-                    image.inventory = stored_inventory(&candidate, &previous, Vec::new());
-                    image.inventory_scan_id = Some(previous.inventory_scan_id.clone());
-                    image.carried = Some(Carried {
-                        findings_scan_id: previous.findings_scan_id,
-                        package_count: previous.package_count,
-                        counts: previous.counts.unwrap_or_default(),
-                    });
-                    return image;
-                }
-                Some(previous) if !layers => {
-                    // Re-matched from the stored inventory: not a single layer is fetched.
-                    let packages = stored.get(&key).cloned().unwrap_or_default();
-                    image.inventory = stored_inventory(&candidate, &previous, packages);
-                    image.inventory_scan_id = Some(previous.inventory_scan_id);
-                }
-                _ => {
-                    let source = sources
-                        .get(&(
-                            candidate.registry.subscription.clone(),
-                            candidate.registry.name.clone(),
-                        ))
-                        .and_then(|(_, source)| source.clone());
-                    image.inventory =
-                        inventory_candidate(inventorier, source.as_deref(), &candidate).await;
-                }
-            }
-            // Matching one image takes milliseconds: not worth a blocking task.
-            image.findings = match_inventory(db_ref, &image.inventory).findings;
-            progress.image_done(&image.inventory.image);
-            image
-        })
-        .buffer_unordered(IMAGE_CONCURRENCY)
-        .collect()
-        .await;
+/// What evaluating an image needs, shared by the images evaluated at once.
+struct Evaluation<'a> {
+    inventorier: &'a Inventorier,
+    sources: &'a Sources,
+    db: &'a Database,
+    stored: &'a HashMap<ImageKey, Vec<Package>>,
+    history: &'a History,
+    progress: &'a dyn Progress,
+}
 
-    let images_failed = failed_targets
-        + scanned
-            .iter()
-            .filter(|i| i.inventory.coverage.status == CoverageStatus::Failed)
-            .count() as u64;
-    for image in &scanned {
-        if image.inventory.coverage.status == CoverageStatus::Failed {
-            errors.push(format!(
-                "{}: {}",
-                image.inventory.image, image.inventory.coverage.reason
-            ));
+/// Step 5: one image's assessment. A carried image keeps its previous one; a re-matched image's stored
+/// inventory is matched again without fetching a layer; any other image is read from its layers.
+async fn evaluate(planned: Planned, context: &Evaluation<'_>) -> ScannedImage {
+    let layers = reads_layers(&planned, context.stored);
+    let Planned {
+        key,
+        candidate,
+        selection,
+        previous,
+    } = planned;
+    let activity_key = key.activity_key();
+    let mut image = ScannedImage {
+        subscription: key.subscription.clone(),
+        registry: key.registry.clone(),
+        repository: candidate.repository.clone(),
+        tags: candidate.tags.iter().cloned().collect(),
+        digest: candidate.digest.clone(),
+        platform: candidate.platform.clone(),
+        inventory: failed_inventory(String::new(), None, String::new()),
+        findings: Vec::new(),
+        pushed_at: context.history.pushes.get(&activity_key).copied(),
+        last_pulled_at: context.history.pulls.get(&activity_key).copied(),
+        selection,
+        inventory_scan_id: None,
+        carried: None,
+    };
+    match previous {
+        Some(previous) if selection == Selection::Carried => {
+            image.inventory = stored_inventory(&candidate, &previous, Vec::new());
+            image.inventory_scan_id = Some(previous.inventory_scan_id.clone());
+            image.carried = Some(Carried {
+                findings_scan_id: previous.findings_scan_id,
+                package_count: previous.package_count,
+                counts: previous.counts.unwrap_or_default(),
+            });
+            return image;
+        }
+        Some(previous) if !layers => {
+            let packages = context.stored.get(&key).cloned().unwrap_or_default();
+            image.inventory = stored_inventory(&candidate, &previous, packages);
+            image.inventory_scan_id = Some(previous.inventory_scan_id);
+        }
+        _ => {
+            let source = context
+                .sources
+                .get(&(key.subscription.clone(), key.registry.clone()))
+                .and_then(|(_, source)| source.clone());
+            image.inventory =
+                inventory_candidate(context.inventorier, source.as_deref(), &candidate).await;
         }
     }
-    let findings: u64 = scanned.iter().map(|i| i.findings.len() as u64).sum();
-    let mut selected = BTreeMap::new();
-    for image in &scanned {
-        *selected.entry(image.selection.as_str()).or_insert(0) += 1;
+    // Matching one image takes milliseconds: not worth a blocking task.
+    image.findings = match_inventory(context.db, &image.inventory).findings;
+    context.progress.image_done(&image.inventory.image);
+    image
+}
+
+/// What a run found, before it is a [`ScanRun`].
+struct Assembled {
+    images_seen: u64,
+    failed_targets: u64,
+    errors: Vec<String>,
+    deferred: u64,
+    crawled: Vec<CrawledRegistry>,
+    scanned: Vec<ScannedImage>,
+}
+
+/// Step 6: the run as it is committed; every image that could not be read adds its error.
+fn assemble_run(
+    scan_id: String,
+    started_at: chrono::DateTime<Utc>,
+    db: &Database,
+    options: &ScanOptions,
+    assembled: Assembled,
+) -> ScanRun {
+    let Assembled {
+        images_seen,
+        failed_targets,
+        mut errors,
+        deferred,
+        crawled,
+        scanned,
+    } = assembled;
+    let failed: Vec<&ScannedImage> = scanned
+        .iter()
+        .filter(|i| i.inventory.coverage.status == CoverageStatus::Failed)
+        .collect();
+    for image in &failed {
+        errors.push(format!(
+            "{}: {}",
+            image.inventory.image, image.inventory.coverage.reason
+        ));
     }
-    let run = ScanRun {
-        scan_id: scan_id.clone(),
+    ScanRun {
+        scan_id,
         started_at,
         finished_at: Utc::now(),
         scanner_version: env!("CARGO_PKG_VERSION").to_string(),
         db_content_hash: db.content_hash().to_string(),
         images_seen,
         images_scanned: scanned.len() as u64,
-        images_failed,
-        errors: errors.clone(),
+        images_failed: failed_targets + failed.len() as u64,
+        errors,
         schedule: options.schedule.clone(),
         deferred,
         crawled,
         images: scanned,
-    };
-    let root = settings.warehouse.clone();
-    let commit = tokio::task::spawn_blocking(move || {
-        let commit = warehouse::commit(&root, &run);
-        commit.map(|info| (info, run.images_scanned))
-    })
-    .await
-    .map_err(|e| ScanError::Task(e.to_string()))??;
-    let stats = &inventorier.stats;
-    Ok(ScanOutcome {
-        scan_id,
-        commit: commit.0,
-        images_seen,
-        images_scanned: commit.1,
-        images_failed,
-        errors,
-        findings,
-        layers_fetched: stats.fetched.load(std::sync::atomic::Ordering::Relaxed),
-        layers_cached: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+/// What the outcome reports of a run (the commit and layer counts are filled in after the commit).
+fn summarize(run: &ScanRun) -> ScanOutcome {
+    let mut selected = BTreeMap::new();
+    for image in &run.images {
+        *selected.entry(image.selection.as_str()).or_insert(0) += 1;
+    }
+    ScanOutcome {
+        scan_id: run.scan_id.clone(),
+        commit: CommitInfo::default(),
+        images_seen: run.images_seen,
+        images_scanned: run.images_scanned,
+        images_failed: run.images_failed,
+        errors: run.errors.clone(),
+        findings: run.images.iter().map(|i| i.findings.len() as u64).sum(),
+        layers_fetched: 0,
+        layers_cached: 0,
         selected,
-        deferred,
-    })
+        deferred: run.deferred,
+    }
+}
+
+/// Step 7: commit the run to the warehouse (blocking file I/O, off the async threads).
+async fn commit(settings: &Settings, run: ScanRun) -> Result<CommitInfo, ScanError> {
+    let root = settings.warehouse.clone();
+    tokio::task::spawn_blocking(move || warehouse::commit(&root, &run))
+        .await
+        .map_err(|e| ScanError::Task(e.to_string()))?
+        .map_err(ScanError::Commit)
 }
 
 /// One candidate with why it is looked at and what the warehouse knows of it.
@@ -382,7 +499,7 @@ struct Planned {
 
 /// Whether a planned image is read from its layers: new and forced ones, and re-matches whose stored
 /// inventory is missing.
-fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<crate::model::Package>>) -> bool {
+fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<Package>>) -> bool {
     match (&planned.previous, planned.selection) {
         (Some(_), Selection::Carried) => false,
         (Some(previous), Selection::Pulled | Selection::Pushed) => {
@@ -469,7 +586,7 @@ fn plan(
 fn stored_inventory(
     candidate: &Candidate,
     previous: &StoredImage,
-    packages: Vec<crate::model::Package>,
+    packages: Vec<Package>,
 ) -> Inventory {
     Inventory {
         image: format!(
@@ -648,6 +765,7 @@ pub async fn scan_locked(
 mod tests {
     use super::*;
     use crate::model::Coverage;
+    use crate::select::ActivityKey;
     use crate::warehouse::FindingCounts;
 
     #[test]
@@ -668,5 +786,179 @@ mod tests {
         assert_eq!(known_image(&previous, false, true), Selection::Pushed);
         previous.counts = None;
         assert_eq!(known_image(&previous, false, false), Selection::Forced);
+    }
+
+    fn registry() -> Arc<RegistrySettings> {
+        Arc::new(RegistrySettings::ad_hoc(Endpoint::Layout(
+            "/nowhere".into(),
+        )))
+    }
+
+    fn candidate(registry: &Arc<RegistrySettings>, repository: &str) -> Candidate {
+        Candidate {
+            registry: registry.clone(),
+            repository: repository.into(),
+            digest: format!("sha256:{repository}"),
+            platform: "linux/amd64".into(),
+            tags: BTreeSet::new(),
+            skip_reason: None,
+        }
+    }
+
+    fn stored() -> StoredImage {
+        StoredImage {
+            findings_scan_id: "s1".into(),
+            inventory_scan_id: "s1".into(),
+            package_count: 3,
+            counts: Some(FindingCounts::default()),
+            coverage: Coverage {
+                status: CoverageStatus::Complete,
+                reason: String::new(),
+            },
+            os: None,
+        }
+    }
+
+    fn now() -> chrono::DateTime<Utc> {
+        "2026-12-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn hours_ago(hours: i64) -> chrono::DateTime<Utc> {
+        now() - chrono::Duration::hours(hours)
+    }
+
+    /// The key of a candidate, and of its digest's activity.
+    fn keys(candidate: &Candidate) -> (ImageKey, ActivityKey) {
+        let key = ImageKey {
+            subscription: candidate.registry.subscription.clone(),
+            registry: candidate.registry.name.clone(),
+            repository: candidate.repository.clone(),
+            digest: candidate.digest.clone(),
+            platform: candidate.platform.clone(),
+        };
+        let activity = key.activity_key();
+        (key, activity)
+    }
+
+    /// The planned repositories with their selections, in plan order.
+    fn planned(plan: &[Planned]) -> Vec<(&str, Selection)> {
+        plan.iter()
+            .map(|p| (p.candidate.repository.as_str(), p.selection))
+            .collect()
+    }
+
+    #[test]
+    fn max_images_keeps_the_oldest_pushes_and_defers_the_rest_unknown_push_times_last() {
+        let registry = registry();
+        let mut history = History::default();
+        let pushed = [("a", Some(3)), ("b", Some(1)), ("c", None), ("d", Some(2))];
+        for (repository, hours) in pushed {
+            if let Some(hours) = hours {
+                let (_, activity) = keys(&candidate(&registry, repository));
+                history.pushes.insert(activity, hours_ago(hours));
+            }
+        }
+        let candidates = || pushed.map(|(r, _)| candidate(&registry, r)).to_vec();
+        let policy = |max_images| Policy {
+            max_images,
+            ..Policy::default()
+        };
+        let (plan, deferred) = plan(candidates(), &history, Some(&policy(Some(2))), now());
+        assert_eq!(
+            planned(&plan),
+            [("a", Selection::New), ("d", Selection::New)]
+        );
+        assert_eq!(deferred, 2);
+        let (plan, deferred) = plan(candidates(), &history, Some(&policy(Some(3))), now());
+        assert_eq!(
+            planned(&plan).iter().map(|p| p.0).collect::<Vec<_>>(),
+            ["a", "d", "b"]
+        );
+        assert_eq!(deferred, 1);
+        let (plan, deferred) = plan(candidates(), &history, Some(&policy(None)), now());
+        assert_eq!(
+            planned(&plan).iter().map(|p| p.0).collect::<Vec<_>>(),
+            ["a", "d", "b", "c"],
+            "unknown push times last"
+        );
+        assert_eq!(deferred, 0);
+    }
+
+    #[test]
+    fn known_images_are_rematched_within_the_windows_and_carried_outside() {
+        let registry = registry();
+        let mut history = History::default();
+        // (repository, pulled hours ago, pushed hours ago)
+        let activity = [
+            ("pulled-recently", Some(1), None),
+            ("pulled-long-ago", Some(48), None),
+            ("pushed-recently", None, Some(30)),
+            ("pushed-long-ago", None, Some(24 * 10)),
+            ("both", Some(2), Some(2)),
+            ("quiet", None, None),
+        ];
+        for (repository, pulled, pushed) in activity {
+            let (key, activity) = keys(&candidate(&registry, repository));
+            history.previous.insert(key, stored());
+            if let Some(hours) = pulled {
+                history.pulls.insert(activity.clone(), hours_ago(hours));
+            }
+            if let Some(hours) = pushed {
+                history.pushes.insert(activity, hours_ago(hours));
+            }
+        }
+        let policy = Policy {
+            new_images: true,
+            pulled_within: Some(chrono::Duration::days(1)),
+            pushed_within: Some(chrono::Duration::days(7)),
+            max_images: Some(0),
+        };
+        let candidates = activity.map(|(r, _, _)| candidate(&registry, r)).to_vec();
+        let (plan, deferred) = plan(candidates, &history, Some(&policy), now());
+        assert_eq!(
+            planned(&plan),
+            [
+                ("pulled-recently", Selection::Pulled),
+                ("pulled-long-ago", Selection::Carried),
+                ("pushed-recently", Selection::Pushed),
+                ("pushed-long-ago", Selection::Carried),
+                ("both", Selection::Pulled),
+                ("quiet", Selection::Carried),
+            ]
+        );
+        assert_eq!(deferred, 0, "max_images bounds new images only");
+        assert!(plan.iter().all(|p| p.previous.is_some()));
+    }
+
+    #[test]
+    fn without_a_policy_every_image_is_forced() {
+        let registry = registry();
+        let mut history = History::default();
+        let known = candidate(&registry, "known");
+        history.previous.insert(keys(&known).0, stored());
+        let candidates = vec![known, candidate(&registry, "new")];
+        let (plan, deferred) = plan(candidates, &history, None, now());
+        assert_eq!(
+            planned(&plan),
+            [("known", Selection::Forced), ("new", Selection::Forced)]
+        );
+        assert_eq!(deferred, 0);
+        assert!(plan[0].previous.is_some() && plan[1].previous.is_none());
+    }
+
+    #[test]
+    fn new_images_false_leaves_new_digests_out_without_deferring_them() {
+        let registry = registry();
+        let mut history = History::default();
+        let known = candidate(&registry, "known");
+        history.previous.insert(keys(&known).0, stored());
+        let candidates = vec![candidate(&registry, "new"), known];
+        let policy = Policy {
+            new_images: false,
+            ..Policy::default()
+        };
+        let (plan, deferred) = plan(candidates, &history, Some(&policy), now());
+        assert_eq!(planned(&plan), [("known", Selection::Carried)]);
+        assert_eq!(deferred, 0);
     }
 }
