@@ -15,7 +15,7 @@ use crate::inventory::{ImageRef, ImageTarget, Inventorier};
 use crate::layer;
 use crate::matcher::match_inventory;
 use crate::model::{CoverageStatus, Digest, Inventory, Package, Platform};
-use crate::registry::crawl::resolve_tag;
+use crate::registry::crawl::{resolve_tag, SkipReason};
 use crate::registry::{crawl_registry, ImageRecord, Source};
 use crate::select::{self, History, ImageKey, Policy, StoredImage};
 use crate::vulndb::Database;
@@ -97,7 +97,7 @@ struct Candidate {
     digest: String,
     platform: String,
     tags: BTreeSet<String>,
-    skip_reason: Option<String>,
+    skip_reason: Option<SkipReason>,
 }
 
 /// Runs one scan and commits it. The steps, in pipeline order: gather the images (a crawl, or the images
@@ -287,11 +287,7 @@ fn merge_tags(records: Vec<(Arc<RegistrySettings>, ImageRecord)>) -> Vec<Candida
 fn scannable(candidates: Vec<Candidate>) -> Vec<Candidate> {
     candidates
         .into_iter()
-        .filter(|c| {
-            c.skip_reason
-                .as_deref()
-                .is_none_or(|reason| reason.starts_with("unsupported-os:"))
-        })
+        .filter(|c| matches!(c.skip_reason, None | Some(SkipReason::UnsupportedOs(_))))
         .collect()
 }
 
@@ -691,12 +687,8 @@ async fn inventory_candidate(
         (Some(source), Some(digest)) => source.image_name(&candidate.repository, digest),
         _ => format!("{}@{}", candidate.repository, candidate.digest),
     };
-    if let Some(os) = candidate
-        .skip_reason
-        .as_deref()
-        .and_then(|r| r.strip_prefix("unsupported-os:"))
-    {
-        let mut inventory = layer::merge(&[], Some(os.to_string()));
+    if let Some(SkipReason::UnsupportedOs(os)) = &candidate.skip_reason {
+        let mut inventory = layer::merge(&[], Some(os.clone()));
         inventory.image = name;
         inventory.digest = digest;
         inventory.platform = platform;
