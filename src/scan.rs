@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::{stream, StreamExt};
 
-use crate::config::{Endpoint, RegistrySettings, Settings};
+use crate::config::{Endpoint, RegistryOrigin, RegistrySettings, Settings};
 use crate::inventory::{ImageRef, ImageTarget, Inventorier};
 use crate::layer;
 use crate::matcher::match_inventory;
@@ -628,7 +628,7 @@ async fn resolve_named(
 ) -> Result<Vec<(Arc<RegistrySettings>, ImageRecord)>, String> {
     let image = ImageRef::parse(text)?;
     let mut registry = image.registry_settings(Some(settings), options.insecure_http)?;
-    if registry.subscription == "adhoc" {
+    if registry.origin == RegistryOrigin::AdHoc {
         // An image outside the configuration is filed under its host (or layout folder).
         registry.name = match &registry.endpoint {
             Endpoint::Http(url) => url
