@@ -11,6 +11,7 @@ use chrono::Utc;
 use futures::{stream, StreamExt};
 
 use crate::config::{Endpoint, RegistryOrigin, RegistrySettings, Settings};
+use crate::events::PushedImage;
 use crate::inventory::{ImageRef, ImageTarget, Inventorier};
 use crate::layer;
 use crate::matcher::match_inventory;
@@ -29,8 +30,11 @@ const IMAGE_CONCURRENCY: usize = 8;
 /// What to scan and how.
 #[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
-    /// Images named on the command line; empty means crawl every configured registry.
+    /// Images named on the command line; with `pushed` empty too, every configured registry is crawled.
     pub images: Vec<String>,
+    /// Images pushed to configured registries (scan on push), each read from the registry that reported
+    /// it (by subscription and name) and filed under it.
+    pub pushed: Vec<PushedImage>,
     /// Allow plain HTTP to a named image's registry when it is not in the configuration.
     pub insecure_http: bool,
     /// Crawl only these (subscription, registry) pairs; `None` crawls every configured registry.
@@ -194,10 +198,10 @@ struct Gathered {
 }
 
 /// Step 1: the images of the run, from a crawl of the configured registries in scope, or from the images
-/// named.
+/// named and pushed.
 async fn gather(settings: &Settings, options: &ScanOptions) -> Gathered {
     let mut gathered = Gathered::default();
-    if options.images.is_empty() {
+    if options.images.is_empty() && options.pushed.is_empty() {
         for registry in settings.subscriptions.iter().flat_map(|s| &s.registries) {
             let in_scope = options.registries.as_ref().is_none_or(|scope| {
                 scope.contains(&(registry.subscription.clone(), registry.name.clone()))
@@ -206,18 +210,38 @@ async fn gather(settings: &Settings, options: &ScanOptions) -> Gathered {
                 crawl_into(Arc::new(registry.clone()), &mut gathered).await;
             }
         }
-    } else {
-        for text in &options.images {
-            match resolve_named(settings, options, text, &mut gathered.sources).await {
-                Ok(found) => gathered.records.extend(found),
-                Err(message) => {
-                    gathered.failed_targets += 1;
-                    gathered.errors.push(format!("{text}: {message}"));
-                }
+        return gathered;
+    }
+    for text in &options.images {
+        let found = resolve_named(settings, options, text, &mut gathered.sources).await;
+        gathered.add(text, found);
+    }
+    for pushed in &options.pushed {
+        let found = resolve_pushed(settings, pushed, &mut gathered.sources).await;
+        let name = format!(
+            "{}/{}/{}@{}",
+            pushed.subscription, pushed.registry, pushed.repository, pushed.digest
+        );
+        gathered.add(&name, found);
+    }
+    gathered
+}
+
+impl Gathered {
+    /// Adds the records of an image named or pushed, or why it could not be resolved.
+    fn add(
+        &mut self,
+        name: &str,
+        found: Result<Vec<(Arc<RegistrySettings>, ImageRecord)>, String>,
+    ) {
+        match found {
+            Ok(found) => self.records.extend(found),
+            Err(message) => {
+                self.failed_targets += 1;
+                self.errors.push(format!("{name}: {message}"));
             }
         }
     }
-    gathered
 }
 
 /// Crawls one registry into `gathered`.
@@ -644,20 +668,7 @@ async fn resolve_named(
                 .unwrap_or_else(|| "layout".into()),
         };
     }
-    let key = (registry.subscription.clone(), registry.name.clone());
-    let (registry, source) = match sources.get(&key) {
-        Some((registry, Some(source))) => (registry.clone(), source.clone()),
-        _ => {
-            let registry = Arc::new(registry);
-            let source = Arc::new(
-                Source::connect(registry.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-            sources.insert(key, (registry.clone(), Some(source.clone())));
-            (registry, source)
-        }
-    };
+    let (registry, source) = connected(sources, registry).await?;
     let layout = match source.as_ref() {
         Source::Layout(layout) => Some(layout),
         Source::Registry(_) => None,
@@ -673,6 +684,50 @@ async fn resolve_named(
         }
     }
     Ok(found.into_iter().map(|r| (registry.clone(), r)).collect())
+}
+
+/// Resolves an image pushed to a configured registry: the registry named by the push's subscription and
+/// name (never another registry on the same host), the image by its digest.
+async fn resolve_pushed(
+    settings: &Settings,
+    pushed: &PushedImage,
+    sources: &mut Sources,
+) -> Result<Vec<(Arc<RegistrySettings>, ImageRecord)>, String> {
+    let registry = settings
+        .subscriptions
+        .iter()
+        .filter(|s| s.id == pushed.subscription)
+        .flat_map(|s| &s.registries)
+        .find(|r| r.name == pushed.registry)
+        .ok_or("no such registry in the configuration")?;
+    let (registry, source) = connected(sources, registry.clone()).await?;
+    let mut found = resolve_tag(&source, &registry, &pushed.repository, &pushed.digest)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Named by digest: no tag names it.
+    for record in &mut found {
+        record.tag = String::new();
+    }
+    Ok(found.into_iter().map(|r| (registry.clone(), r)).collect())
+}
+
+/// The connection to a registry: the one made earlier in this run, or a new one (remembered).
+async fn connected(
+    sources: &mut Sources,
+    registry: RegistrySettings,
+) -> Result<(Arc<RegistrySettings>, Arc<Source>), String> {
+    let key = (registry.subscription.clone(), registry.name.clone());
+    if let Some((registry, Some(source))) = sources.get(&key) {
+        return Ok((registry.clone(), source.clone()));
+    }
+    let registry = Arc::new(registry);
+    let source = Arc::new(
+        Source::connect(registry.clone())
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    sources.insert(key, (registry.clone(), Some(source.clone())));
+    Ok((registry, source))
 }
 
 /// Inventories a candidate; platforms Vigil cannot assess get their coverage without a layer read.
