@@ -259,6 +259,19 @@ fn reply(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     response
 }
 
+/// Why a request is refused: the answer's status and text.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+fn refuse(status: StatusCode, message: &str) -> Refusal {
+    Refusal {
+        status,
+        message: message.to_string(),
+    }
+}
+
 fn bearer_matches(request: &Request<Incoming>, token: &str) -> bool {
     let Some(given) = request
         .headers()
@@ -282,11 +295,11 @@ fn bearer_matches(request: &Request<Incoming>, token: &str) -> bool {
 async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (subscription, registry) = match route(&receiver, &request) {
         Ok(route) => route,
-        Err(refused) => return refused,
+        Err(refused) => return reply(refused.status, &refused.message),
     };
     let events = match read_envelope(request).await {
         Ok(events) => events,
-        Err(refused) => return refused,
+        Err(refused) => return reply(refused.status, &refused.message),
     };
     let received_at = Utc::now();
     let mut tally = Tally::default();
@@ -299,7 +312,7 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
     }
     let fresh = match store(&receiver, &subscription, &registry, rows, &mut tally).await {
         Ok(fresh) => fresh,
-        Err(refused) => return refused,
+        Err(refused) => return reply(refused.status, &refused.message),
     };
     tally.stored = fresh.len() as u64;
     if let Some(on_push) = &receiver.on_push {
@@ -322,16 +335,13 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
 
 /// The (subscription, registry) a request posts to, once its method, token, path and content type are
 /// right; otherwise the answer refusing it.
-fn route(
-    receiver: &Receiver,
-    request: &Request<Incoming>,
-) -> Result<(String, String), Response<Full<Bytes>>> {
+fn route(receiver: &Receiver, request: &Request<Incoming>) -> Result<(String, String), Refusal> {
     const USAGE: &str = "POST envelopes to /events/SUBSCRIPTION/REGISTRY";
     if request.method() != hyper::Method::POST {
-        return Err(reply(StatusCode::METHOD_NOT_ALLOWED, USAGE));
+        return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, USAGE));
     }
     if !bearer_matches(request, &receiver.token) {
-        return Err(reply(
+        return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required",
         ));
@@ -344,13 +354,13 @@ fn route(
         .map(percent_decode)
         .collect();
     let [events, subscription, registry] = path.as_slice() else {
-        return Err(reply(StatusCode::NOT_FOUND, USAGE));
+        return Err(refuse(StatusCode::NOT_FOUND, USAGE));
     };
     if events != "events" {
-        return Err(reply(StatusCode::NOT_FOUND, USAGE));
+        return Err(refuse(StatusCode::NOT_FOUND, USAGE));
     }
     if check_registry(&receiver.settings, subscription, registry).is_err() {
-        return Err(reply(
+        return Err(refuse(
             StatusCode::NOT_FOUND,
             "no such registry in the configuration",
         ));
@@ -363,7 +373,7 @@ fn route(
     if !(content_type.starts_with(ENVELOPE_MEDIA_TYPE)
         || content_type.starts_with("application/json"))
     {
-        return Err(reply(
+        return Err(refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "expected an events envelope",
         ));
@@ -372,21 +382,21 @@ fn route(
 }
 
 /// The events of a request's body (bounded in size), or the answer refusing it.
-async fn read_envelope(request: Request<Incoming>) -> Result<Vec<Event>, Response<Full<Bytes>>> {
+async fn read_envelope(request: Request<Incoming>) -> Result<Vec<Event>, Refusal> {
     let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => {
-            return Err(reply(
+            return Err(refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "envelope too large or cut short",
             ))
         }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return Err(reply(StatusCode::BAD_REQUEST, "the envelope is not UTF-8"));
+        return Err(refuse(StatusCode::BAD_REQUEST, "the envelope is not UTF-8"));
     };
     parse(text).map_err(|err| {
-        reply(
+        refuse(
             StatusCode::BAD_REQUEST,
             &format!("not an events envelope: {err}"),
         )
@@ -401,7 +411,7 @@ async fn store(
     registry: &str,
     rows: Vec<ActivityRow>,
     tally: &mut Tally,
-) -> Result<Vec<ActivityRow>, Response<Full<Bytes>>> {
+) -> Result<Vec<ActivityRow>, Refusal> {
     let key = (subscription.to_string(), registry.to_string());
     let mut seen = receiver.seen.lock().await;
     if !seen.contains_key(&key) {
@@ -411,7 +421,7 @@ async fn store(
             }
             Err(err) => {
                 tracing::error!(%err, "cannot read stored activity");
-                return Err(reply(
+                return Err(refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "cannot read stored activity",
                 ));
@@ -431,7 +441,7 @@ async fn store(
             ids.remove(&row.event_id);
         }
         tracing::error!(?written, "cannot store activity");
-        return Err(reply(
+        return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "cannot store the events",
         ));

@@ -905,26 +905,26 @@ mod tests {
                 history.pushes.insert(activity, hours_ago(hours));
             }
         }
-        let candidates = || pushed.map(|(r, _)| candidate(&registry, r)).to_vec();
+        let candidates = || Vec::from(pushed.map(|(r, _)| candidate(&registry, r)));
         let policy = |max_images| Policy {
             max_images,
             ..Policy::default()
         };
-        let (plan, deferred) = plan(candidates(), &history, Some(&policy(Some(2))), now());
+        let (images, deferred) = plan(candidates(), &history, Some(&policy(Some(2))), now());
         assert_eq!(
-            planned(&plan),
+            planned(&images),
             [("a", Selection::New), ("d", Selection::New)]
         );
         assert_eq!(deferred, 2);
-        let (plan, deferred) = plan(candidates(), &history, Some(&policy(Some(3))), now());
+        let (images, deferred) = plan(candidates(), &history, Some(&policy(Some(3))), now());
         assert_eq!(
-            planned(&plan).iter().map(|p| p.0).collect::<Vec<_>>(),
+            planned(&images).iter().map(|p| p.0).collect::<Vec<_>>(),
             ["a", "d", "b"]
         );
         assert_eq!(deferred, 1);
-        let (plan, deferred) = plan(candidates(), &history, Some(&policy(None)), now());
+        let (images, deferred) = plan(candidates(), &history, Some(&policy(None)), now());
         assert_eq!(
-            planned(&plan).iter().map(|p| p.0).collect::<Vec<_>>(),
+            planned(&images).iter().map(|p| p.0).collect::<Vec<_>>(),
             ["a", "d", "b", "c"],
             "unknown push times last"
         );
@@ -960,10 +960,10 @@ mod tests {
             pushed_within: Some(chrono::Duration::days(7)),
             max_images: Some(0),
         };
-        let candidates = activity.map(|(r, _, _)| candidate(&registry, r)).to_vec();
-        let (plan, deferred) = plan(candidates, &history, Some(&policy), now());
+        let candidates = Vec::from(activity.map(|(r, _, _)| candidate(&registry, r)));
+        let (images, deferred) = plan(candidates, &history, Some(&policy), now());
         assert_eq!(
-            planned(&plan),
+            planned(&images),
             [
                 ("pulled-recently", Selection::Pulled),
                 ("pulled-long-ago", Selection::Carried),
@@ -974,7 +974,7 @@ mod tests {
             ]
         );
         assert_eq!(deferred, 0, "max_images bounds new images only");
-        assert!(plan.iter().all(|p| p.previous.is_some()));
+        assert!(images.iter().all(|p| p.previous.is_some()));
     }
 
     #[test]
@@ -984,13 +984,13 @@ mod tests {
         let known = candidate(&registry, "known");
         history.previous.insert(keys(&known).0, stored());
         let candidates = vec![known, candidate(&registry, "new")];
-        let (plan, deferred) = plan(candidates, &history, None, now());
+        let (images, deferred) = plan(candidates, &history, None, now());
         assert_eq!(
-            planned(&plan),
+            planned(&images),
             [("known", Selection::Forced), ("new", Selection::Forced)]
         );
         assert_eq!(deferred, 0);
-        assert!(plan[0].previous.is_some() && plan[1].previous.is_none());
+        assert!(images[0].previous.is_some() && images[1].previous.is_none());
     }
 
     #[test]
@@ -1004,8 +1004,8 @@ mod tests {
             new_images: false,
             ..Policy::default()
         };
-        let (plan, deferred) = plan(candidates, &history, Some(&policy), now());
-        assert_eq!(planned(&plan), [("known", Selection::Carried)]);
+        let (images, deferred) = plan(candidates, &history, Some(&policy), now());
+        assert_eq!(planned(&images), [("known", Selection::Carried)]);
         assert_eq!(deferred, 0);
     }
 }
