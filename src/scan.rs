@@ -105,7 +105,7 @@ struct Candidate {
 }
 
 /// Runs one scan and commits it. The steps, in pipeline order: gather the images (a crawl, or the images
-/// named), plan what to do with each, load the stored packages of those re-matched, connect to the
+/// named or pushed), plan what to do with each, load the stored packages of those re-matched, connect to the
 /// registries whose layers are read, inventory and match every image, assemble the run, commit it.
 pub async fn scan(
     settings: &Settings,
@@ -184,7 +184,7 @@ pub async fn scan(
     })
 }
 
-/// Where a run starts: every image listed (by a crawl or by name), the registries they are in, and what
+/// Where a run starts: every image listed (by a crawl, by name or by a push), the registries they are in, and what
 /// could not be listed.
 #[derive(Default)]
 struct Gathered {
