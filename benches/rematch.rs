@@ -141,7 +141,7 @@ fn main() {
         findings = 0;
         for (key, previous) in &history.previous {
             let inventory = Inventory {
-                image: key.3.clone(),
+                image: key.digest.clone(),
                 digest: None,
                 platform: None,
                 os: previous.os.clone(),

@@ -360,6 +360,18 @@ pub struct RegistrySettings {
     /// Where image configs (content-addressed, so never stale) are kept, so a crawl reads each config
     /// blob once; `None` fetches every time.
     pub config_cache: Option<PathBuf>,
+    /// Whether the registry is in the configuration or was made up for an image named on the command line.
+    pub origin: RegistryOrigin,
+}
+
+/// Where a registry's settings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryOrigin {
+    /// A `[[subscription.registry]]` of the configuration.
+    Configured,
+    /// Made up for an image named on the command line outside the configuration (anonymous, defaults);
+    /// its subscription and name are `adhoc` until a scan files it under its host.
+    AdHoc,
 }
 
 impl RegistrySettings {
@@ -390,6 +402,7 @@ impl RegistrySettings {
             retry: RetryConfig::default(),
             timeout: std::time::Duration::from_secs(default_timeout()),
             config_cache: None,
+            origin: RegistryOrigin::AdHoc,
         }
     }
 }
@@ -653,6 +666,7 @@ fn resolve_registry(
         retry: reg.retry,
         timeout: std::time::Duration::from_secs(reg.timeout_secs.max(1)),
         config_cache: Some(config_cache.to_path_buf()),
+        origin: RegistryOrigin::Configured,
     })
 }
 

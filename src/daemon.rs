@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::config::{Endpoint, Settings};
-use crate::events;
+use crate::events::{self, PushedImage};
 use crate::scan::{self, LockedRun, NoProgress, ScanOptions};
 use crate::select::Policy;
 use crate::vulndb::Database;
@@ -64,38 +64,26 @@ async fn run_job(settings: &Settings, job: &Job) {
     }
 }
 
-/// The reference a pushed image is scanned by: `host:port/repository@digest` of its configured registry.
-fn pushed_reference(
-    settings: &Settings,
-    subscription: &str,
-    registry: &str,
-    repository: &str,
-    digest: &str,
-) -> Option<(String, String)> {
-    let registry = settings
+/// Whether a push is scanned: the registry that reported it is configured and served over HTTP (a layout
+/// folder has no pushes to scan).
+fn scans_pushes_of(settings: &Settings, pushed: &PushedImage) -> bool {
+    settings
         .subscriptions
         .iter()
-        .filter(|s| s.id == subscription)
+        .filter(|s| s.id == pushed.subscription)
         .flat_map(|s| &s.registries)
-        .find(|r| r.name == registry)?;
-    let Endpoint::Http(url) = &registry.endpoint else {
-        return None;
-    };
-    let host = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str()?),
-        None => url.host_str()?.to_string(),
-    };
-    Some((
-        format!("{host}/{repository}@{digest}"),
-        format!("{subscription}/{}", registry.name),
-    ))
+        .any(|r| r.name == pushed.registry && matches!(r.endpoint, Endpoint::Http(_)))
 }
 
-async fn scan_pushes(settings: &Settings, pushes: Vec<(String, String)>) {
+async fn scan_pushes(settings: &Settings, pushes: Vec<PushedImage>) {
     let Some(db) = open_db(settings) else { return };
-    let scope: BTreeSet<String> = pushes.iter().map(|(_, scope)| scope.clone()).collect();
+    let scope: BTreeSet<String> = pushes
+        .iter()
+        .map(|p| format!("{}/{}", p.subscription, p.registry))
+        .collect();
     let options = ScanOptions {
-        images: pushes.into_iter().map(|(reference, _)| reference).collect(),
+        images: Vec::new(),
+        pushed: pushes,
         insecure_http: false,
         registries: None,
         policy: Some(Policy::default()),
@@ -121,15 +109,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<(String, String)>();
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushedImage>();
     let mut server = None;
     if let Some(receiver) = receiver {
         let hook_settings = settings.clone();
-        let hook: events::PushHook = Box::new(move |subscription, registry, repository, digest| {
-            if let Some(target) =
-                pushed_reference(&hook_settings, subscription, registry, repository, digest)
-            {
-                let _ = push_tx.send(target);
+        let hook: events::PushHook = Box::new(move |pushed| {
+            if scans_pushes_of(&hook_settings, &pushed) {
+                let _ = push_tx.send(pushed);
             }
         });
         let mut stop = stop_tx.subscribe();

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -19,7 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Settings;
 use crate::registry::USER_AGENT_PRODUCT;
-use crate::warehouse::{write_activity, ActivityRow, WarehouseError};
+use crate::warehouse::{read, write_activity, ActivityRow, WarehouseError};
 
 /// The media type of a notification envelope.
 pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
@@ -55,8 +54,6 @@ pub enum EventsError {
     },
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
-    #[error("cannot read the activity already stored: {0}")]
-    Read(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,38 +177,6 @@ fn check_registry(
     }
 }
 
-/// The event ids already stored for one registry.
-async fn stored_ids(
-    root: &Path,
-    subscription: &str,
-    registry: &str,
-) -> Result<HashSet<String>, EventsError> {
-    let mut ids = HashSet::new();
-    if !root.is_dir() {
-        return Ok(ids);
-    }
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let sql = format!(
-        "SELECT event_id FROM activity WHERE subscription = {} AND registry = {}",
-        quote(subscription),
-        quote(registry)
-    );
-    let read = |e: crate::report::ReportError| EventsError::Read(e.to_string());
-    let ctx = crate::report::open_session(root).await.map_err(read)?;
-    let batches = async { ctx.sql(&sql).await?.collect().await }
-        .await
-        .map_err(|e| EventsError::Read(e.to_string()))?;
-    for batch in batches {
-        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-            .map_err(|e| EventsError::Read(e.to_string()))?;
-        let column = column.as_string::<i32>();
-        for row in 0..column.len() {
-            ids.insert(column.value(row).to_string());
-        }
-    }
-    Ok(ids)
-}
-
 /// Keeps the rows not seen before, remembering them; counts the rest.
 fn dedupe(
     rows: Vec<ActivityRow>,
@@ -260,15 +225,25 @@ pub async fn import(
             }
         }
     }
-    let mut seen = stored_ids(&settings.warehouse, subscription, registry).await?;
+    let mut seen = read::activity_event_ids(&settings.warehouse, subscription, registry)?;
     let fresh = dedupe(rows, &mut seen, &mut tally);
     tally.stored = fresh.len() as u64;
     write_activity(&settings.warehouse, subscription, registry, &fresh)?;
     Ok(tally)
 }
 
-/// Called with (subscription, registry, repository, digest) for every push stored.
-pub type PushHook = Box<dyn Fn(&str, &str, &str, &str) + Send + Sync>;
+/// A manifest push stored: the image a scan on push reads, in the registry that reported it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PushedImage {
+    pub subscription: String,
+    /// The registry's name inside its subscription.
+    pub registry: String,
+    pub repository: String,
+    pub digest: String,
+}
+
+/// Called with every push stored.
+pub type PushHook = Box<dyn Fn(PushedImage) + Send + Sync>;
 
 /// The receiver's state: where to write, the token, and the ids seen per registry.
 struct Receiver {
@@ -282,6 +257,19 @@ fn reply(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
     *response.status_mut() = status;
     response
+}
+
+/// Why a request is refused: the answer's status and text.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+fn refuse(status: StatusCode, message: &str) -> Refusal {
+    Refusal {
+        status,
+        message: message.to_string(),
+    }
 }
 
 fn bearer_matches(request: &Request<Incoming>, token: &str) -> bool {
@@ -302,74 +290,16 @@ fn bearer_matches(request: &Request<Incoming>, token: &str) -> bool {
             == 0
 }
 
+/// One webhook request: checked and routed, its envelope parsed, its new events stored (deduplicated, durable)
+/// before the answer, and each push stored handed to the push hook.
 async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.method() != hyper::Method::POST {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST envelopes to /events/SUBSCRIPTION/REGISTRY",
-        );
-    }
-    if !bearer_matches(&request, &receiver.token) {
-        return reply(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-    }
-    let path: Vec<String> = request
-        .uri()
-        .path()
-        .trim_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
-    let [events, subscription, registry] = path.as_slice() else {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "POST envelopes to /events/SUBSCRIPTION/REGISTRY",
-        );
+    let (subscription, registry) = match route(&receiver, &request) {
+        Ok(route) => route,
+        Err(refused) => return reply(refused.status, &refused.message),
     };
-    if events != "events" {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "POST envelopes to /events/SUBSCRIPTION/REGISTRY",
-        );
-    }
-    if check_registry(&receiver.settings, subscription, registry).is_err() {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "no such registry in the configuration",
-        );
-    }
-    let content_type = request
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !(content_type.starts_with(ENVELOPE_MEDIA_TYPE)
-        || content_type.starts_with("application/json"))
-    {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected an events envelope",
-        );
-    }
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "envelope too large or cut short",
-            )
-        }
-    };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return reply(StatusCode::BAD_REQUEST, "the envelope is not UTF-8");
-    };
-    let events = match parse(text) {
+    let events = match read_envelope(request).await {
         Ok(events) => events,
-        Err(err) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                &format!("not an events envelope: {err}"),
-            )
-        }
+        Err(refused) => return reply(refused.status, &refused.message),
     };
     let received_at = Utc::now();
     let mut tally = Tally::default();
@@ -380,27 +310,128 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
             None => tally.ignored += 1,
         }
     }
-    let key = (subscription.clone(), registry.clone());
-    // One writer at a time: dedupe and the durable write happen together, before the answer.
+    let fresh = match store(&receiver, &subscription, &registry, rows, &mut tally).await {
+        Ok(fresh) => fresh,
+        Err(refused) => return reply(refused.status, &refused.message),
+    };
+    tally.stored = fresh.len() as u64;
+    if let Some(on_push) = &receiver.on_push {
+        for row in fresh.into_iter().filter(|r| r.action == "push") {
+            on_push(PushedImage {
+                subscription: subscription.clone(),
+                registry: registry.clone(),
+                repository: row.repository,
+                digest: row.digest,
+            });
+        }
+    }
+    tracing::info!(subscription = %subscription, registry = %registry, stored = tally.stored,
+        duplicates = tally.duplicates, ignored = tally.ignored, "events");
+    reply(
+        StatusCode::OK,
+        &serde_json::to_string(&tally).unwrap_or_default(),
+    )
+}
+
+/// The (subscription, registry) a request posts to, once its method, token, path and content type are
+/// right; otherwise the answer refusing it.
+fn route(receiver: &Receiver, request: &Request<Incoming>) -> Result<(String, String), Refusal> {
+    const USAGE: &str = "POST envelopes to /events/SUBSCRIPTION/REGISTRY";
+    if request.method() != hyper::Method::POST {
+        return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, USAGE));
+    }
+    if !bearer_matches(request, &receiver.token) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required",
+        ));
+    }
+    let path: Vec<String> = request
+        .uri()
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let [events, subscription, registry] = path.as_slice() else {
+        return Err(refuse(StatusCode::NOT_FOUND, USAGE));
+    };
+    if events != "events" {
+        return Err(refuse(StatusCode::NOT_FOUND, USAGE));
+    }
+    if check_registry(&receiver.settings, subscription, registry).is_err() {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "no such registry in the configuration",
+        ));
+    }
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(content_type.starts_with(ENVELOPE_MEDIA_TYPE)
+        || content_type.starts_with("application/json"))
+    {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected an events envelope",
+        ));
+    }
+    Ok((subscription.clone(), registry.clone()))
+}
+
+/// The events of a request's body (bounded in size), or the answer refusing it.
+async fn read_envelope(request: Request<Incoming>) -> Result<Vec<Event>, Refusal> {
+    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "envelope too large or cut short",
+            ))
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Err(refuse(StatusCode::BAD_REQUEST, "the envelope is not UTF-8"));
+    };
+    parse(text).map_err(|err| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("not an events envelope: {err}"),
+        )
+    })
+}
+
+/// Stores the rows not seen before for one registry and returns them; durable on return. One writer at a
+/// time: dedupe and the write happen together, before the answer.
+async fn store(
+    receiver: &Receiver,
+    subscription: &str,
+    registry: &str,
+    rows: Vec<ActivityRow>,
+    tally: &mut Tally,
+) -> Result<Vec<ActivityRow>, Refusal> {
+    let key = (subscription.to_string(), registry.to_string());
     let mut seen = receiver.seen.lock().await;
     if !seen.contains_key(&key) {
-        match stored_ids(&receiver.settings.warehouse, subscription, registry).await {
+        match read::activity_event_ids(&receiver.settings.warehouse, subscription, registry) {
             Ok(ids) => {
                 seen.insert(key.clone(), ids);
             }
             Err(err) => {
                 tracing::error!(%err, "cannot read stored activity");
-                return reply(
+                return Err(refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "cannot read stored activity",
-                );
+                ));
             }
         }
     }
     let ids = seen.get_mut(&key).expect("inserted above");
-    let fresh = dedupe(rows, ids, &mut tally);
+    let fresh = dedupe(rows, ids, tally);
     let root = receiver.settings.warehouse.clone();
-    let (sub, reg) = (subscription.clone(), registry.clone());
+    let (sub, reg) = key;
     let to_write = fresh.clone();
     let written =
         tokio::task::spawn_blocking(move || write_activity(&root, &sub, &reg, &to_write)).await;
@@ -410,21 +441,12 @@ async fn handle(receiver: Arc<Receiver>, request: Request<Incoming>) -> Response
             ids.remove(&row.event_id);
         }
         tracing::error!(?written, "cannot store activity");
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the events");
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot store the events",
+        ));
     }
-    drop(seen);
-    tally.stored = fresh.len() as u64;
-    if let Some(on_push) = &receiver.on_push {
-        for row in fresh.iter().filter(|r| r.action == "push") {
-            on_push(subscription, registry, &row.repository, &row.digest);
-        }
-    }
-    tracing::info!(subscription = %subscription, registry = %registry, stored = tally.stored,
-        duplicates = tally.duplicates, ignored = tally.ignored, "events");
-    reply(
-        StatusCode::OK,
-        &serde_json::to_string(&tally).unwrap_or_default(),
-    )
+    Ok(fresh)
 }
 
 fn percent_decode(text: &str) -> String {

@@ -17,7 +17,7 @@ use crate::config::{Endpoint, RegistrySettings, Settings};
 use crate::extract::{self, Extractor};
 use crate::layer::{self, LayerCache, LayerInventory, Limits};
 use crate::model::{Coverage, CoverageStatus, Digest, Inventory, Platform};
-use crate::registry::crawl::resolve_tag;
+use crate::registry::crawl::{resolve_tag, SkipReason};
 use crate::registry::{ImageRecord, ManifestContent, RegistryError, Source};
 
 /// Counters of what a run read, for reports and tests.
@@ -251,14 +251,13 @@ pub async fn inventory_reference(
             name: source.image_name(repository, &digest),
             digest,
         };
-        match record.skip_reason.as_deref() {
+        match &record.skip_reason {
             None => work.push((target, None)),
-            Some(reason) if reason.starts_with("unsupported-os:") => {
-                let os = reason.trim_start_matches("unsupported-os:").to_string();
+            Some(SkipReason::UnsupportedOs(os)) => {
                 let platform = record.platform.parse::<Platform>().ok();
-                work.push((target, Some((os, platform))));
+                work.push((target, Some((os.clone(), platform))));
             }
-            Some(_) => skipped.push(record),
+            Some(SkipReason::PlatformFiltered | SkipReason::Attestation) => skipped.push(record),
         }
     }
     let inventories = join_all(work.into_iter().map(|(target, unsupported)| async move {

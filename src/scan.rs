@@ -10,14 +10,15 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::{stream, StreamExt};
 
-use crate::config::{Endpoint, RegistrySettings, Settings};
+use crate::config::{Endpoint, RegistryOrigin, RegistrySettings, Settings};
+use crate::events::PushedImage;
 use crate::inventory::{ImageRef, ImageTarget, Inventorier};
 use crate::layer;
 use crate::matcher::match_inventory;
-use crate::model::{CoverageStatus, Digest, Inventory, Platform};
-use crate::registry::crawl::resolve_tag;
+use crate::model::{CoverageStatus, Digest, Inventory, Package, Platform};
+use crate::registry::crawl::{resolve_tag, SkipReason};
 use crate::registry::{crawl_registry, ImageRecord, Source};
-use crate::select::{self, History, ImageKey, Policy, Previous};
+use crate::select::{self, History, ImageKey, Policy, StoredImage};
 use crate::vulndb::Database;
 use crate::warehouse::{
     self, Carried, CommitInfo, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError,
@@ -29,8 +30,11 @@ const IMAGE_CONCURRENCY: usize = 8;
 /// What to scan and how.
 #[derive(Debug, Clone, Default)]
 pub struct ScanOptions {
-    /// Images named on the command line; empty means crawl every configured registry.
+    /// Images named on the command line; with `pushed` empty too, every configured registry is crawled.
     pub images: Vec<String>,
+    /// Images pushed to configured registries (scan on push), each read from the registry that reported
+    /// it (by subscription and name) and filed under it.
+    pub pushed: Vec<PushedImage>,
     /// Allow plain HTTP to a named image's registry when it is not in the configuration.
     pub insecure_http: bool,
     /// Crawl only these (subscription, registry) pairs; `None` crawls every configured registry.
@@ -68,7 +72,7 @@ pub enum ScanError {
     #[error("warehouse commit task failed: {0}")]
     Task(String),
     #[error("cannot read what the warehouse holds: {0}")]
-    History(#[from] crate::report::ReportError),
+    History(#[source] WarehouseError),
 }
 
 /// Reports progress to whoever drives the scan (a progress bar on a terminal, nothing otherwise).
@@ -97,10 +101,12 @@ struct Candidate {
     digest: String,
     platform: String,
     tags: BTreeSet<String>,
-    skip_reason: Option<String>,
+    skip_reason: Option<SkipReason>,
 }
 
-/// Runs one scan and commits it.
+/// Runs one scan and commits it. The steps, in pipeline order: gather the images (a crawl, or the images
+/// named or pushed), plan what to do with each, load the stored packages of those re-matched, connect to the
+/// registries whose layers are read, inventory and match every image, assemble the run, commit it.
 pub async fn scan(
     settings: &Settings,
     db: Arc<Database>,
@@ -110,77 +116,180 @@ pub async fn scan(
     let started_at = Utc::now();
     let scan_id = warehouse::new_scan_id(started_at);
     let inventorier = Inventorier::new(Some(&settings.cache))?;
-    let mut errors = Vec::new();
-    let mut failed_targets = 0u64;
 
-    // Which registries, and which images in them.
-    let mut sources: Sources = BTreeMap::new();
-    let mut records: Vec<(Arc<RegistrySettings>, ImageRecord)> = Vec::new();
-    let mut crawled = Vec::new();
-    if options.images.is_empty() {
-        for subscription in &settings.subscriptions {
-            for registry in &subscription.registries {
-                let in_scope = options.registries.as_ref().is_none_or(|scope| {
-                    scope.contains(&(registry.subscription.clone(), registry.name.clone()))
-                });
-                if !in_scope {
-                    continue;
-                }
-                let registry = Arc::new(registry.clone());
-                let report = crawl_registry(registry.clone()).await;
-                for failure in &report.failures {
-                    failed_targets += 1;
-                    errors.push(describe_failure(
-                        &failure.subscription,
-                        &failure.registry,
-                        failure.repository.as_deref(),
-                        failure.tag.as_deref(),
-                        &failure.error,
-                    ));
-                }
-                // Only a crawl that listed everything says which images no longer exist.
-                if report.failures.is_empty() {
-                    crawled.push(CrawledRegistry {
-                        subscription: registry.subscription.clone(),
-                        registry: registry.name.clone(),
-                        images_seen: report
-                            .images
-                            .iter()
-                            .map(|r| (&r.repository, &r.digest, &r.platform))
-                            .collect::<BTreeSet<_>>()
-                            .len() as u64,
-                    });
-                }
-                records.extend(report.images.into_iter().map(|r| (registry.clone(), r)));
-                sources.insert(
-                    (registry.subscription.clone(), registry.name.clone()),
-                    (registry, None),
-                );
+    let Gathered {
+        mut sources,
+        records,
+        crawled,
+        mut errors,
+        failed_targets,
+    } = gather(settings, options).await;
+    let candidates = merge_tags(records);
+    let images_seen = candidates.len() as u64;
+
+    // What the warehouse holds decides the selection, and its activity gives push and pull times.
+    let history = select::load_history(&settings.warehouse)
+        .await
+        .map_err(ScanError::History)?;
+    let (plan, deferred) = plan(
+        scannable(candidates),
+        &history,
+        options.policy.as_ref(),
+        started_at,
+    );
+    let stored = load_stored_packages(settings, &plan).await?;
+    progress.images(
+        plan.iter()
+            .filter(|p| p.selection != Selection::Carried)
+            .count() as u64,
+    );
+    connect(&plan, &stored, &mut sources, &mut errors).await;
+
+    let context = Evaluation {
+        inventorier: &inventorier,
+        sources: &sources,
+        db: &db,
+        stored: &stored,
+        history: &history,
+        progress,
+    };
+    let scanned: Vec<ScannedImage> = stream::iter(plan)
+        .map(|planned| evaluate(planned, &context))
+        .buffer_unordered(IMAGE_CONCURRENCY)
+        .collect()
+        .await;
+
+    let run = assemble_run(
+        scan_id,
+        started_at,
+        &db,
+        options,
+        Assembled {
+            images_seen,
+            failed_targets,
+            errors,
+            deferred,
+            crawled,
+            scanned,
+        },
+    );
+    let outcome_base = summarize(&run);
+    let commit = commit(settings, run).await?;
+    let stats = &inventorier.stats;
+    Ok(ScanOutcome {
+        commit,
+        layers_fetched: stats.fetched.load(std::sync::atomic::Ordering::Relaxed),
+        layers_cached: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+        ..outcome_base
+    })
+}
+
+/// Where a run starts: every image listed (by a crawl, by name or by a push), the registries they are in, and what
+/// could not be listed.
+#[derive(Default)]
+struct Gathered {
+    sources: Sources,
+    records: Vec<(Arc<RegistrySettings>, ImageRecord)>,
+    /// The registries listed in full (their missing images no longer exist).
+    crawled: Vec<CrawledRegistry>,
+    errors: Vec<String>,
+    /// Registries, repositories, tags and named images that could not be listed.
+    failed_targets: u64,
+}
+
+/// Step 1: the images of the run, from a crawl of the configured registries in scope, or from the images
+/// named and pushed.
+async fn gather(settings: &Settings, options: &ScanOptions) -> Gathered {
+    let mut gathered = Gathered::default();
+    if options.images.is_empty() && options.pushed.is_empty() {
+        for registry in settings.subscriptions.iter().flat_map(|s| &s.registries) {
+            let in_scope = options.registries.as_ref().is_none_or(|scope| {
+                scope.contains(&(registry.subscription.clone(), registry.name.clone()))
+            });
+            if in_scope {
+                crawl_into(Arc::new(registry.clone()), &mut gathered).await;
             }
         }
-    } else {
-        for text in &options.images {
-            match resolve_named(settings, options, text, &mut sources).await {
-                Ok(found) => records.extend(found),
-                Err(message) => {
-                    failed_targets += 1;
-                    errors.push(format!("{text}: {message}"));
-                }
+        return gathered;
+    }
+    for text in &options.images {
+        let found = resolve_named(settings, options, text, &mut gathered.sources).await;
+        gathered.add(text, found);
+    }
+    for pushed in &options.pushed {
+        let found = resolve_pushed(settings, pushed, &mut gathered.sources).await;
+        let name = format!(
+            "{}/{}/{}@{}",
+            pushed.subscription, pushed.registry, pushed.repository, pushed.digest
+        );
+        gathered.add(&name, found);
+    }
+    gathered
+}
+
+impl Gathered {
+    /// Adds the records of an image named or pushed, or why it could not be resolved.
+    fn add(
+        &mut self,
+        name: &str,
+        found: Result<Vec<(Arc<RegistrySettings>, ImageRecord)>, String>,
+    ) {
+        match found {
+            Ok(found) => self.records.extend(found),
+            Err(message) => {
+                self.failed_targets += 1;
+                self.errors.push(format!("{name}: {message}"));
             }
         }
     }
+}
 
-    // One candidate per (registry, repository, digest, platform): tags naming the same image merge.
-    let mut candidates: BTreeMap<(String, String, String, String, String), Candidate> =
-        BTreeMap::new();
+/// Crawls one registry into `gathered`.
+async fn crawl_into(registry: Arc<RegistrySettings>, gathered: &mut Gathered) {
+    let report = crawl_registry(registry.clone()).await;
+    for failure in &report.failures {
+        gathered.failed_targets += 1;
+        gathered.errors.push(describe_failure(
+            &failure.subscription,
+            &failure.registry,
+            failure.repository.as_deref(),
+            failure.tag.as_deref(),
+            &failure.error,
+        ));
+    }
+    // Only a crawl that listed everything says which images no longer exist.
+    if report.failures.is_empty() {
+        gathered.crawled.push(CrawledRegistry {
+            subscription: registry.subscription.clone(),
+            registry: registry.name.clone(),
+            images_seen: report
+                .images
+                .iter()
+                .map(|r| (&r.repository, &r.digest, &r.platform))
+                .collect::<BTreeSet<_>>()
+                .len() as u64,
+        });
+    }
+    gathered
+        .records
+        .extend(report.images.into_iter().map(|r| (registry.clone(), r)));
+    gathered.sources.insert(
+        (registry.subscription.clone(), registry.name.clone()),
+        (registry, None),
+    );
+}
+
+/// Step 2a: one candidate per image (registry, repository, digest, platform), with every tag naming it.
+fn merge_tags(records: Vec<(Arc<RegistrySettings>, ImageRecord)>) -> Vec<Candidate> {
+    let mut candidates: BTreeMap<ImageKey, Candidate> = BTreeMap::new();
     for (registry, record) in records {
-        let key = (
-            registry.subscription.clone(),
-            registry.name.clone(),
-            record.repository.clone(),
-            record.digest.clone(),
-            record.platform.clone(),
-        );
+        let key = ImageKey {
+            subscription: registry.subscription.clone(),
+            registry: registry.name.clone(),
+            repository: record.repository.clone(),
+            digest: record.digest.clone(),
+            platform: record.platform.clone(),
+        };
         let candidate = candidates.entry(key).or_insert_with(|| Candidate {
             registry: registry.clone(),
             repository: record.repository.clone(),
@@ -194,18 +303,23 @@ pub async fn scan(
             candidate.tags.insert(record.tag);
         }
     }
-    let images_seen = candidates.len() as u64;
-    let to_scan: Vec<Candidate> = candidates
-        .into_values()
-        .filter(|c| {
-            c.skip_reason
-                .as_deref()
-                .is_none_or(|reason| reason.starts_with("unsupported-os:"))
-        })
-        .collect();
-    // What the warehouse holds decides the selection, and its activity gives push and pull times.
-    let history = select::load_history(&settings.warehouse).await?;
-    let (plan, deferred) = plan(to_scan, &history, options.policy.as_ref(), started_at);
+    candidates.into_values().collect()
+}
+
+/// Step 2b: the candidates a run assesses: selected platforms, and those of an OS Vigil cannot assess
+/// (recorded as such); filtered platforms and attestations are left out.
+fn scannable(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    candidates
+        .into_iter()
+        .filter(|c| matches!(c.skip_reason, None | Some(SkipReason::UnsupportedOs(_))))
+        .collect()
+}
+
+/// Step 3: the stored packages of the images re-matched from the warehouse.
+async fn load_stored_packages(
+    settings: &Settings,
+    plan: &[Planned],
+) -> Result<HashMap<ImageKey, Vec<Package>>, ScanError> {
     let rematch: Vec<(ImageKey, String)> = plan
         .iter()
         .filter(|p| matches!(p.selection, Selection::Pulled | Selection::Pushed))
@@ -216,161 +330,183 @@ pub async fn scan(
             ))
         })
         .collect();
-    let stored = select::stored_packages(&settings.warehouse, &rematch).await?;
-    progress.images(
-        plan.iter()
-            .filter(|p| p.selection != Selection::Carried)
-            .count() as u64,
-    );
+    select::stored_packages(&settings.warehouse, &rematch)
+        .await
+        .map_err(ScanError::History)
+}
 
-    // Connect lazily, once per registry, and only to registries with layers to read.
-    for planned in plan.iter().filter(|p| reads_layers(p, &stored)) {
-        let candidate = &planned.candidate;
-        let key = (
-            candidate.registry.subscription.clone(),
-            candidate.registry.name.clone(),
-        );
+/// Step 4: connect, once per registry, to the registries with layers to read (and no others).
+async fn connect(
+    plan: &[Planned],
+    stored: &HashMap<ImageKey, Vec<Package>>,
+    sources: &mut Sources,
+    errors: &mut Vec<String>,
+) {
+    for planned in plan.iter().filter(|p| reads_layers(p, stored)) {
+        let registry = &planned.candidate.registry;
         let entry = sources
-            .entry(key)
-            .or_insert_with(|| (candidate.registry.clone(), None));
+            .entry((registry.subscription.clone(), registry.name.clone()))
+            .or_insert_with(|| (registry.clone(), None));
         if entry.1.is_none() {
             match Source::connect(entry.0.clone()).await {
                 Ok(source) => entry.1 = Some(Arc::new(source)),
                 Err(err) => errors.push(format!(
                     "{}/{}: {err}",
-                    candidate.registry.subscription, candidate.registry.name
+                    registry.subscription, registry.name
                 )),
             }
         }
     }
+}
 
-    let inventorier = &inventorier;
-    let sources = &sources;
-    let db_ref = &db;
-    let stored = &stored;
-    let history = &history;
-    let scanned: Vec<ScannedImage> = stream::iter(plan)
-        .map(|planned| async move {
-            let layers = reads_layers(&planned, stored);
-            let Planned {
-                key,
-                candidate,
-                selection,
-                previous,
-            } = planned;
-            let subscription = candidate.registry.subscription.clone();
-            let registry = candidate.registry.name.clone();
-            let activity_key = (
-                subscription.clone(),
-                registry.clone(),
-                candidate.digest.clone(),
-            );
-            let mut image = ScannedImage {
-                subscription,
-                registry,
-                repository: candidate.repository.clone(),
-                tags: candidate.tags.iter().cloned().collect(),
-                digest: candidate.digest.clone(),
-                platform: candidate.platform.clone(),
-                inventory: failed_inventory(String::new(), None, String::new()),
-                findings: Vec::new(),
-                pushed_at: history.pushes.get(&activity_key).copied(),
-                last_pulled_at: history.pulls.get(&activity_key).copied(),
-                selection,
-                inventory_scan_id: None,
-                carried: None,
-            };
-            match previous {
-                Some(previous) if selection == Selection::Carried => {
-                    image.inventory = stored_inventory(&candidate, &previous, Vec::new());
-                    image.inventory_scan_id = Some(previous.inventory_scan_id.clone());
-                    image.carried = Some(Carried {
-                        findings_scan_id: previous.findings_scan_id,
-                        package_count: previous.package_count,
-                        counts: previous.counts.unwrap_or_default(),
-                    });
-                    return image;
-                }
-                Some(previous) if !layers => {
-                    // Re-matched from the stored inventory: not a single layer is fetched.
-                    let packages = stored.get(&key).cloned().unwrap_or_default();
-                    image.inventory = stored_inventory(&candidate, &previous, packages);
-                    image.inventory_scan_id = Some(previous.inventory_scan_id);
-                }
-                _ => {
-                    let source = sources
-                        .get(&(
-                            candidate.registry.subscription.clone(),
-                            candidate.registry.name.clone(),
-                        ))
-                        .and_then(|(_, source)| source.clone());
-                    image.inventory =
-                        inventory_candidate(inventorier, source.as_deref(), &candidate).await;
-                }
-            }
-            // Matching one image takes milliseconds: not worth a blocking task.
-            image.findings = match_inventory(db_ref, &image.inventory).findings;
-            progress.image_done(&image.inventory.image);
-            image
-        })
-        .buffer_unordered(IMAGE_CONCURRENCY)
-        .collect()
-        .await;
+/// What evaluating an image needs, shared by the images evaluated at once.
+struct Evaluation<'a> {
+    inventorier: &'a Inventorier,
+    sources: &'a Sources,
+    db: &'a Database,
+    stored: &'a HashMap<ImageKey, Vec<Package>>,
+    history: &'a History,
+    progress: &'a dyn Progress,
+}
 
-    let images_failed = failed_targets
-        + scanned
-            .iter()
-            .filter(|i| i.inventory.coverage.status == CoverageStatus::Failed)
-            .count() as u64;
-    for image in &scanned {
-        if image.inventory.coverage.status == CoverageStatus::Failed {
-            errors.push(format!(
-                "{}: {}",
-                image.inventory.image, image.inventory.coverage.reason
-            ));
+/// Step 5: one image's assessment. A carried image keeps its previous one; a re-matched image's stored
+/// inventory is matched again without fetching a layer; any other image is read from its layers.
+async fn evaluate(planned: Planned, context: &Evaluation<'_>) -> ScannedImage {
+    let layers = reads_layers(&planned, context.stored);
+    let Planned {
+        key,
+        candidate,
+        selection,
+        previous,
+    } = planned;
+    let activity_key = key.activity_key();
+    let mut image = ScannedImage {
+        subscription: key.subscription.clone(),
+        registry: key.registry.clone(),
+        repository: candidate.repository.clone(),
+        tags: candidate.tags.iter().cloned().collect(),
+        digest: candidate.digest.clone(),
+        platform: candidate.platform.clone(),
+        inventory: failed_inventory(String::new(), None, String::new()),
+        findings: Vec::new(),
+        pushed_at: context.history.pushes.get(&activity_key).copied(),
+        last_pulled_at: context.history.pulls.get(&activity_key).copied(),
+        selection,
+        inventory_scan_id: None,
+        carried: None,
+    };
+    match previous {
+        Some(previous) if selection == Selection::Carried => {
+            image.inventory = stored_inventory(&candidate, &previous, Vec::new());
+            image.inventory_scan_id = Some(previous.inventory_scan_id.clone());
+            image.carried = Some(Carried {
+                findings_scan_id: previous.findings_scan_id,
+                package_count: previous.package_count,
+                counts: previous.counts.unwrap_or_default(),
+            });
+            return image;
+        }
+        Some(previous) if !layers => {
+            let packages = context.stored.get(&key).cloned().unwrap_or_default();
+            image.inventory = stored_inventory(&candidate, &previous, packages);
+            image.inventory_scan_id = Some(previous.inventory_scan_id);
+        }
+        _ => {
+            let source = context
+                .sources
+                .get(&(key.subscription.clone(), key.registry.clone()))
+                .and_then(|(_, source)| source.clone());
+            image.inventory =
+                inventory_candidate(context.inventorier, source.as_deref(), &candidate).await;
         }
     }
-    let findings: u64 = scanned.iter().map(|i| i.findings.len() as u64).sum();
-    let mut selected = BTreeMap::new();
-    for image in &scanned {
-        *selected.entry(image.selection.as_str()).or_insert(0) += 1;
+    // Matching one image takes milliseconds: not worth a blocking task.
+    image.findings = match_inventory(context.db, &image.inventory).findings;
+    context.progress.image_done(&image.inventory.image);
+    image
+}
+
+/// What a run found, before it is a [`ScanRun`].
+struct Assembled {
+    images_seen: u64,
+    failed_targets: u64,
+    errors: Vec<String>,
+    deferred: u64,
+    crawled: Vec<CrawledRegistry>,
+    scanned: Vec<ScannedImage>,
+}
+
+/// Step 6: the run as it is committed; every image that could not be read adds its error.
+fn assemble_run(
+    scan_id: String,
+    started_at: chrono::DateTime<Utc>,
+    db: &Database,
+    options: &ScanOptions,
+    assembled: Assembled,
+) -> ScanRun {
+    let Assembled {
+        images_seen,
+        failed_targets,
+        mut errors,
+        deferred,
+        crawled,
+        scanned,
+    } = assembled;
+    let failed: Vec<&ScannedImage> = scanned
+        .iter()
+        .filter(|i| i.inventory.coverage.status == CoverageStatus::Failed)
+        .collect();
+    for image in &failed {
+        errors.push(format!(
+            "{}: {}",
+            image.inventory.image, image.inventory.coverage.reason
+        ));
     }
-    let run = ScanRun {
-        scan_id: scan_id.clone(),
+    ScanRun {
+        scan_id,
         started_at,
         finished_at: Utc::now(),
         scanner_version: env!("CARGO_PKG_VERSION").to_string(),
         db_content_hash: db.content_hash().to_string(),
         images_seen,
         images_scanned: scanned.len() as u64,
-        images_failed,
-        errors: errors.clone(),
+        images_failed: failed_targets + failed.len() as u64,
+        errors,
         schedule: options.schedule.clone(),
         deferred,
         crawled,
         images: scanned,
-    };
-    let root = settings.warehouse.clone();
-    let commit = tokio::task::spawn_blocking(move || {
-        let commit = warehouse::commit(&root, &run);
-        commit.map(|info| (info, run.images_scanned))
-    })
-    .await
-    .map_err(|e| ScanError::Task(e.to_string()))??;
-    let stats = &inventorier.stats;
-    Ok(ScanOutcome {
-        scan_id,
-        commit: commit.0,
-        images_seen,
-        images_scanned: commit.1,
-        images_failed,
-        errors,
-        findings,
-        layers_fetched: stats.fetched.load(std::sync::atomic::Ordering::Relaxed),
-        layers_cached: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+/// What the outcome reports of a run (the commit and layer counts are filled in after the commit).
+fn summarize(run: &ScanRun) -> ScanOutcome {
+    let mut selected = BTreeMap::new();
+    for image in &run.images {
+        *selected.entry(image.selection.as_str()).or_insert(0) += 1;
+    }
+    ScanOutcome {
+        scan_id: run.scan_id.clone(),
+        commit: CommitInfo::default(),
+        images_seen: run.images_seen,
+        images_scanned: run.images_scanned,
+        images_failed: run.images_failed,
+        errors: run.errors.clone(),
+        findings: run.images.iter().map(|i| i.findings.len() as u64).sum(),
+        layers_fetched: 0,
+        layers_cached: 0,
         selected,
-        deferred,
-    })
+        deferred: run.deferred,
+    }
+}
+
+/// Step 7: commit the run to the warehouse (blocking file I/O, off the async threads).
+async fn commit(settings: &Settings, run: ScanRun) -> Result<CommitInfo, ScanError> {
+    let root = settings.warehouse.clone();
+    tokio::task::spawn_blocking(move || warehouse::commit(&root, &run))
+        .await
+        .map_err(|e| ScanError::Task(e.to_string()))?
+        .map_err(ScanError::Commit)
 }
 
 /// One candidate with why it is looked at and what the warehouse knows of it.
@@ -378,12 +514,12 @@ struct Planned {
     key: ImageKey,
     candidate: Candidate,
     selection: Selection,
-    previous: Option<Previous>,
+    previous: Option<StoredImage>,
 }
 
 /// Whether a planned image is read from its layers: new and forced ones, and re-matches whose stored
 /// inventory is missing.
-fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<crate::model::Package>>) -> bool {
+fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<Package>>) -> bool {
     match (&planned.previous, planned.selection) {
         (Some(_), Selection::Carried) => false,
         (Some(previous), Selection::Pulled | Selection::Pushed) => {
@@ -395,7 +531,7 @@ fn reads_layers(planned: &Planned, stored: &HashMap<ImageKey, Vec<crate::model::
 
 /// What a run with a policy does with an image scanned before: re-match it when it was pulled or pushed
 /// within the policy's windows, carry its assessment otherwise.
-fn known_image(previous: &Previous, pulled: bool, pushed: bool) -> Selection {
+fn known_image(previous: &StoredImage, pulled: bool, pushed: bool) -> Selection {
     if pulled {
         Selection::Pulled
     } else if pushed {
@@ -420,14 +556,14 @@ fn plan(
     let mut planned = Vec::new();
     let mut new = Vec::new();
     for candidate in candidates {
-        let key: ImageKey = (
-            candidate.registry.subscription.clone(),
-            candidate.registry.name.clone(),
-            candidate.repository.clone(),
-            candidate.digest.clone(),
-            candidate.platform.clone(),
-        );
-        let activity = (key.0.clone(), key.1.clone(), key.3.clone());
+        let key = ImageKey {
+            subscription: candidate.registry.subscription.clone(),
+            registry: candidate.registry.name.clone(),
+            repository: candidate.repository.clone(),
+            digest: candidate.digest.clone(),
+            platform: candidate.platform.clone(),
+        };
+        let activity = key.activity_key();
         let previous = history.previous.get(&key).cloned();
         let selection = match (policy, &previous) {
             (None, _) => Selection::Forced,
@@ -469,8 +605,8 @@ fn plan(
 /// An inventory rebuilt from what the warehouse stored of an image.
 fn stored_inventory(
     candidate: &Candidate,
-    previous: &Previous,
-    packages: Vec<crate::model::Package>,
+    previous: &StoredImage,
+    packages: Vec<Package>,
 ) -> Inventory {
     Inventory {
         image: format!(
@@ -516,7 +652,7 @@ async fn resolve_named(
 ) -> Result<Vec<(Arc<RegistrySettings>, ImageRecord)>, String> {
     let image = ImageRef::parse(text)?;
     let mut registry = image.registry_settings(Some(settings), options.insecure_http)?;
-    if registry.subscription == "adhoc" {
+    if registry.origin == RegistryOrigin::AdHoc {
         // An image outside the configuration is filed under its host (or layout folder).
         registry.name = match &registry.endpoint {
             Endpoint::Http(url) => url
@@ -532,20 +668,7 @@ async fn resolve_named(
                 .unwrap_or_else(|| "layout".into()),
         };
     }
-    let key = (registry.subscription.clone(), registry.name.clone());
-    let (registry, source) = match sources.get(&key) {
-        Some((registry, Some(source))) => (registry.clone(), source.clone()),
-        _ => {
-            let registry = Arc::new(registry);
-            let source = Arc::new(
-                Source::connect(registry.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-            sources.insert(key, (registry.clone(), Some(source.clone())));
-            (registry, source)
-        }
-    };
+    let (registry, source) = connected(sources, registry).await?;
     let layout = match source.as_ref() {
         Source::Layout(layout) => Some(layout),
         Source::Registry(_) => None,
@@ -563,6 +686,50 @@ async fn resolve_named(
     Ok(found.into_iter().map(|r| (registry.clone(), r)).collect())
 }
 
+/// Resolves an image pushed to a configured registry: the registry named by the push's subscription and
+/// name (never another registry on the same host), the image by its digest.
+async fn resolve_pushed(
+    settings: &Settings,
+    pushed: &PushedImage,
+    sources: &mut Sources,
+) -> Result<Vec<(Arc<RegistrySettings>, ImageRecord)>, String> {
+    let registry = settings
+        .subscriptions
+        .iter()
+        .filter(|s| s.id == pushed.subscription)
+        .flat_map(|s| &s.registries)
+        .find(|r| r.name == pushed.registry)
+        .ok_or("no such registry in the configuration")?;
+    let (registry, source) = connected(sources, registry.clone()).await?;
+    let mut found = resolve_tag(&source, &registry, &pushed.repository, &pushed.digest)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Named by digest: no tag names it.
+    for record in &mut found {
+        record.tag = String::new();
+    }
+    Ok(found.into_iter().map(|r| (registry.clone(), r)).collect())
+}
+
+/// The connection to a registry: the one made earlier in this run, or a new one (remembered).
+async fn connected(
+    sources: &mut Sources,
+    registry: RegistrySettings,
+) -> Result<(Arc<RegistrySettings>, Arc<Source>), String> {
+    let key = (registry.subscription.clone(), registry.name.clone());
+    if let Some((registry, Some(source))) = sources.get(&key) {
+        return Ok((registry.clone(), source.clone()));
+    }
+    let registry = Arc::new(registry);
+    let source = Arc::new(
+        Source::connect(registry.clone())
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    sources.insert(key, (registry.clone(), Some(source.clone())));
+    Ok((registry, source))
+}
+
 /// Inventories a candidate; platforms Vigil cannot assess get their coverage without a layer read.
 async fn inventory_candidate(
     inventorier: &Inventorier,
@@ -575,12 +742,8 @@ async fn inventory_candidate(
         (Some(source), Some(digest)) => source.image_name(&candidate.repository, digest),
         _ => format!("{}@{}", candidate.repository, candidate.digest),
     };
-    if let Some(os) = candidate
-        .skip_reason
-        .as_deref()
-        .and_then(|r| r.strip_prefix("unsupported-os:"))
-    {
-        let mut inventory = layer::merge(&[], Some(os.to_string()));
+    if let Some(SkipReason::UnsupportedOs(os)) = &candidate.skip_reason {
+        let mut inventory = layer::merge(&[], Some(os.clone()));
         inventory.image = name;
         inventory.digest = digest;
         inventory.platform = platform;
@@ -649,11 +812,12 @@ pub async fn scan_locked(
 mod tests {
     use super::*;
     use crate::model::Coverage;
+    use crate::select::ActivityKey;
     use crate::warehouse::FindingCounts;
 
     #[test]
     fn images_without_stored_counts_are_evaluated_again_instead_of_carried() {
-        let mut previous = Previous {
+        let mut previous = StoredImage {
             findings_scan_id: "s1".into(),
             inventory_scan_id: "s1".into(),
             package_count: 3,
@@ -669,5 +833,179 @@ mod tests {
         assert_eq!(known_image(&previous, false, true), Selection::Pushed);
         previous.counts = None;
         assert_eq!(known_image(&previous, false, false), Selection::Forced);
+    }
+
+    fn registry() -> Arc<RegistrySettings> {
+        Arc::new(RegistrySettings::ad_hoc(Endpoint::Layout(
+            "/nowhere".into(),
+        )))
+    }
+
+    fn candidate(registry: &Arc<RegistrySettings>, repository: &str) -> Candidate {
+        Candidate {
+            registry: registry.clone(),
+            repository: repository.into(),
+            digest: format!("sha256:{repository}"),
+            platform: "linux/amd64".into(),
+            tags: BTreeSet::new(),
+            skip_reason: None,
+        }
+    }
+
+    fn stored() -> StoredImage {
+        StoredImage {
+            findings_scan_id: "s1".into(),
+            inventory_scan_id: "s1".into(),
+            package_count: 3,
+            counts: Some(FindingCounts::default()),
+            coverage: Coverage {
+                status: CoverageStatus::Complete,
+                reason: String::new(),
+            },
+            os: None,
+        }
+    }
+
+    fn now() -> chrono::DateTime<Utc> {
+        "2026-12-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn hours_ago(hours: i64) -> chrono::DateTime<Utc> {
+        now() - chrono::Duration::hours(hours)
+    }
+
+    /// The key of a candidate, and of its digest's activity.
+    fn keys(candidate: &Candidate) -> (ImageKey, ActivityKey) {
+        let key = ImageKey {
+            subscription: candidate.registry.subscription.clone(),
+            registry: candidate.registry.name.clone(),
+            repository: candidate.repository.clone(),
+            digest: candidate.digest.clone(),
+            platform: candidate.platform.clone(),
+        };
+        let activity = key.activity_key();
+        (key, activity)
+    }
+
+    /// The planned repositories with their selections, in plan order.
+    fn planned(plan: &[Planned]) -> Vec<(&str, Selection)> {
+        plan.iter()
+            .map(|p| (p.candidate.repository.as_str(), p.selection))
+            .collect()
+    }
+
+    #[test]
+    fn max_images_keeps_the_oldest_pushes_and_defers_the_rest_unknown_push_times_last() {
+        let registry = registry();
+        let mut history = History::default();
+        let pushed = [("a", Some(3)), ("b", Some(1)), ("c", None), ("d", Some(2))];
+        for (repository, hours) in pushed {
+            if let Some(hours) = hours {
+                let (_, activity) = keys(&candidate(&registry, repository));
+                history.pushes.insert(activity, hours_ago(hours));
+            }
+        }
+        let candidates = || Vec::from(pushed.map(|(r, _)| candidate(&registry, r)));
+        let policy = |max_images| Policy {
+            max_images,
+            ..Policy::default()
+        };
+        let (images, deferred) = plan(candidates(), &history, Some(&policy(Some(2))), now());
+        assert_eq!(
+            planned(&images),
+            [("a", Selection::New), ("d", Selection::New)]
+        );
+        assert_eq!(deferred, 2);
+        let (images, deferred) = plan(candidates(), &history, Some(&policy(Some(3))), now());
+        assert_eq!(
+            planned(&images).iter().map(|p| p.0).collect::<Vec<_>>(),
+            ["a", "d", "b"]
+        );
+        assert_eq!(deferred, 1);
+        let (images, deferred) = plan(candidates(), &history, Some(&policy(None)), now());
+        assert_eq!(
+            planned(&images).iter().map(|p| p.0).collect::<Vec<_>>(),
+            ["a", "d", "b", "c"],
+            "unknown push times last"
+        );
+        assert_eq!(deferred, 0);
+    }
+
+    #[test]
+    fn known_images_are_rematched_within_the_windows_and_carried_outside() {
+        let registry = registry();
+        let mut history = History::default();
+        // (repository, pulled hours ago, pushed hours ago)
+        let activity = [
+            ("pulled-recently", Some(1), None),
+            ("pulled-long-ago", Some(48), None),
+            ("pushed-recently", None, Some(30)),
+            ("pushed-long-ago", None, Some(24 * 10)),
+            ("both", Some(2), Some(2)),
+            ("quiet", None, None),
+        ];
+        for (repository, pulled, pushed) in activity {
+            let (key, activity) = keys(&candidate(&registry, repository));
+            history.previous.insert(key, stored());
+            if let Some(hours) = pulled {
+                history.pulls.insert(activity.clone(), hours_ago(hours));
+            }
+            if let Some(hours) = pushed {
+                history.pushes.insert(activity, hours_ago(hours));
+            }
+        }
+        let policy = Policy {
+            new_images: true,
+            pulled_within: Some(chrono::Duration::days(1)),
+            pushed_within: Some(chrono::Duration::days(7)),
+            max_images: Some(0),
+        };
+        let candidates = Vec::from(activity.map(|(r, _, _)| candidate(&registry, r)));
+        let (images, deferred) = plan(candidates, &history, Some(&policy), now());
+        assert_eq!(
+            planned(&images),
+            [
+                ("pulled-recently", Selection::Pulled),
+                ("pulled-long-ago", Selection::Carried),
+                ("pushed-recently", Selection::Pushed),
+                ("pushed-long-ago", Selection::Carried),
+                ("both", Selection::Pulled),
+                ("quiet", Selection::Carried),
+            ]
+        );
+        assert_eq!(deferred, 0, "max_images bounds new images only");
+        assert!(images.iter().all(|p| p.previous.is_some()));
+    }
+
+    #[test]
+    fn without_a_policy_every_image_is_forced() {
+        let registry = registry();
+        let mut history = History::default();
+        let known = candidate(&registry, "known");
+        history.previous.insert(keys(&known).0, stored());
+        let candidates = vec![known, candidate(&registry, "new")];
+        let (images, deferred) = plan(candidates, &history, None, now());
+        assert_eq!(
+            planned(&images),
+            [("known", Selection::Forced), ("new", Selection::Forced)]
+        );
+        assert_eq!(deferred, 0);
+        assert!(images[0].previous.is_some() && images[1].previous.is_none());
+    }
+
+    #[test]
+    fn new_images_false_leaves_new_digests_out_without_deferring_them() {
+        let registry = registry();
+        let mut history = History::default();
+        let known = candidate(&registry, "known");
+        history.previous.insert(keys(&known).0, stored());
+        let candidates = vec![candidate(&registry, "new"), known];
+        let policy = Policy {
+            new_images: false,
+            ..Policy::default()
+        };
+        let (images, deferred) = plan(candidates, &history, Some(&policy), now());
+        assert_eq!(planned(&images), [("known", Selection::Carried)]);
+        assert_eq!(deferred, 0);
     }
 }

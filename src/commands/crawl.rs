@@ -31,7 +31,9 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<ExitCode> {
                         i.tag.clone(),
                         i.platform.clone(),
                         i.digest.clone(),
-                        i.skip_reason.clone().unwrap_or_else(|| "selected".into()),
+                        i.skip_reason
+                            .as_ref()
+                            .map_or_else(|| "selected".into(), ToString::to_string),
                     ]
                 })
                 .collect();

@@ -60,7 +60,11 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
             "not scanned: {} {} ({})",
             record.platform,
             record.digest,
-            record.skip_reason.as_deref().unwrap_or("")
+            record
+                .skip_reason
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
         );
     }
     let mut out = std::io::stdout().lock();

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Inventory, Package, PackageType};
-use crate::version::Scheme;
 use crate::vulndb::ecosystem::{self, EcosystemInfo, Naming};
 use crate::vulndb::Database;
 

@@ -30,9 +30,38 @@ pub struct ImageRecord {
     pub index_digest: Option<String>,
     /// Whether the platform filter selects this image for scanning.
     pub selected: bool,
-    /// Why an image is not selected (`unsupported-os:windows`, `platform-filtered`, `attestation`).
+    /// Why an image is not selected.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip_reason: Option<String>,
+    pub skip_reason: Option<SkipReason>,
+}
+
+/// Why a listed image is not read from its layers. Displayed (and serialized) as `unsupported-os:OS`,
+/// `platform-filtered` or `attestation`, the strings `vigil crawl` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// An OS Vigil cannot assess (e.g. `windows`): such an image is still recorded, as `unsupported-os`,
+    /// without a layer read.
+    UnsupportedOs(String),
+    /// Left out by the registry's `platforms` globs.
+    PlatformFiltered,
+    /// An attestation manifest listed in an index: not an image.
+    Attestation,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::UnsupportedOs(os) => write!(f, "unsupported-os:{os}"),
+            SkipReason::PlatformFiltered => f.write_str("platform-filtered"),
+            SkipReason::Attestation => f.write_str("attestation"),
+        }
+    }
+}
+
+impl Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// A registry, repository or tag that could not be read.
@@ -185,19 +214,21 @@ async fn resolve_manifest(
     depth: usize,
     records: &mut Vec<ImageRecord>,
 ) -> Result<(), RegistryError> {
-    let record =
-        |digest: String, media_type: String, platform: String, skip: Option<String>| ImageRecord {
-            subscription: settings.subscription.clone(),
-            registry: settings.name.clone(),
-            repository: repository.to_string(),
-            tag: tag.to_string(),
-            digest,
-            media_type,
-            platform,
-            index_digest: index_digest.map(Digest::to_string),
-            selected: skip.is_none(),
-            skip_reason: skip,
-        };
+    let record = |digest: String,
+                  media_type: String,
+                  platform: String,
+                  skip: Option<SkipReason>| ImageRecord {
+        subscription: settings.subscription.clone(),
+        registry: settings.name.clone(),
+        repository: repository.to_string(),
+        tag: tag.to_string(),
+        digest,
+        media_type,
+        platform,
+        index_digest: index_digest.map(Digest::to_string),
+        selected: skip.is_none(),
+        skip_reason: skip,
+    };
     match manifest.content {
         ManifestContent::Image(image) => {
             let config_digest: Digest =
@@ -251,7 +282,7 @@ async fn resolve_manifest(
                     continue;
                 }
                 let skip = if is_attestation(entry) {
-                    Some("attestation".to_string())
+                    Some(SkipReason::Attestation)
                 } else {
                     skip_reason(settings, &platform.os, &platform_text)
                 };
@@ -271,9 +302,30 @@ async fn resolve_manifest(
 }
 
 /// Why a platform is not scanned, if it is not.
-fn skip_reason(settings: &RegistrySettings, os: &str, platform: &str) -> Option<String> {
+fn skip_reason(settings: &RegistrySettings, os: &str, platform: &str) -> Option<SkipReason> {
     if os != "linux" {
-        return Some(format!("unsupported-os:{os}"));
+        return Some(SkipReason::UnsupportedOs(os.to_string()));
     }
-    (!settings.wants_platform(platform)).then(|| "platform-filtered".to_string())
+    (!settings.wants_platform(platform)).then_some(SkipReason::PlatformFiltered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SkipReason;
+
+    #[test]
+    fn skip_reasons_read_as_vigil_crawl_prints_them() {
+        let reasons = [
+            (
+                SkipReason::UnsupportedOs("windows".into()),
+                "unsupported-os:windows",
+            ),
+            (SkipReason::PlatformFiltered, "platform-filtered"),
+            (SkipReason::Attestation, "attestation"),
+        ];
+        for (reason, text) in reasons {
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(serde_json::to_value(&reason).unwrap(), text);
+        }
+    }
 }

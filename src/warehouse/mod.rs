@@ -8,6 +8,7 @@
 //! at any point leaves nothing half-visible, and the next commit removes what it left behind.
 
 mod lock;
+pub mod read;
 pub mod schema;
 pub mod write;
 
@@ -180,6 +181,8 @@ pub enum WarehouseError {
         path: PathBuf,
         source: parquet::errors::ParquetError,
     },
+    #[error("cannot read {path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
     #[error("scan {0} is already committed")]
     AlreadyCommitted(String),
 }
@@ -219,6 +222,27 @@ pub fn escape_partition_value(value: &str) -> String {
         out.push_str("%00");
     }
     out
+}
+
+/// Decodes a partition value escaped by [`escape_partition_value`] (or by another Hive-style writer):
+/// `%XX` becomes that byte; anything else is kept as it is.
+pub fn unescape_partition_value(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[at] == b'%' && at + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[at + 1]), hex(bytes[at + 2])) {
+                out.push((high * 16 + low) as u8);
+                at += 3;
+                continue;
+            }
+        }
+        out.push(bytes[at]);
+        at += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The folder of one partition of `table`: `root/table/col=value/...`.
@@ -281,6 +305,14 @@ mod tests {
         assert_eq!(escape_partition_value(".."), "%2E.");
         assert_eq!(escape_partition_value(""), "%00");
         assert_eq!(escape_partition_value("é"), "%C3%A9");
+        for value in ["prod-1", "a/b c=d%", "..", ".x", "é", "100%"] {
+            assert_eq!(
+                unescape_partition_value(&escape_partition_value(value)),
+                value
+            );
+        }
+        assert_eq!(unescape_partition_value("a%2"), "a%2");
+        assert_eq!(unescape_partition_value("a%zz"), "a%zz");
     }
 
     #[test]

@@ -307,3 +307,80 @@ fn the_daemon_fires_schedules_scans_pushes_and_stops_on_sigterm() {
         "SIGTERM stops the daemon cleanly"
     );
 }
+
+/// Regression: the push path turned (subscription, registry, repository, digest) into
+/// `host/repository@digest` and resolved it back by host, so with two subscriptions whose registries share
+/// a host, a push to the second was filed under the first.
+#[test]
+fn a_push_is_scanned_under_the_subscription_whose_registry_sent_it() {
+    let work = tempfile::tempdir().unwrap();
+    let registry_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{registry_port}");
+    let config = write(work.path(), &url, &[]);
+    // A second subscription whose registry is the same host, configured after the first.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[subscription]]\nid = \"staging\"\n[[subscription.registry]]\nname = \"shared\"\nurl = \"{url}\"\ninsecure_http = true\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let daemon = Background::start(
+        &[
+            "daemon",
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--token-env",
+            "HOOK",
+        ],
+        &[("HOOK", "t0ken")],
+    );
+    let registry = Registry::start_configured_on(
+        registry_port,
+        &format!(
+            "notifications:\n  endpoints:\n    - name: vigil\n      url: http://{}/events/staging/shared\n      headers:\n        Authorization: [\"Bearer t0ken\"]\n      timeout: 2s\n      threshold: 10\n      backoff: 100ms\n",
+            daemon.addr
+        ),
+    );
+    let layout = work.path().join("layout");
+    build_demo(&layout, &|repository, tag| {
+        format!("{}--{tag}", repository.replace('/', "_"))
+    });
+    skopeo_push(
+        &layout,
+        "apps_python-web--1.4",
+        &format!("{}/apps/python-web:1.4", registry.host()),
+        &[],
+        None,
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&config, "SELECT count(*) AS n FROM images") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the pushed image was never scanned"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        count(
+            &config,
+            "SELECT count(*) AS n FROM images WHERE subscription = 'staging' AND registry = 'shared' \
+             AND repository = 'apps/python-web'"
+        ),
+        1,
+        "filed under the subscription whose registry sent the push"
+    );
+    assert_eq!(
+        count(
+            &config,
+            "SELECT count(*) AS n FROM images WHERE subscription <> 'staging'"
+        ),
+        0,
+        "nothing filed under the other subscription on the same host"
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+}
