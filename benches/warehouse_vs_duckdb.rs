@@ -194,11 +194,13 @@ fn generate(root: &Path, rows: usize) {
         f(&mut spec);
         rules::add(root, spec).expect("add a bench rule");
     };
-    rule("sub-0", &|s| s.category = Some("npm".into()));
-    rule("sub-1", &|s| s.severity_below = Some(Severity::Medium));
+    rule("sub-0", &|s| s.criteria.category = Some("npm".into()));
+    rule("sub-1", &|s| {
+        s.criteria.severity_below = Some(Severity::Medium)
+    });
     rule("sub-2", &|s| {
-        s.repository = Some("team-1/*".into());
-        s.patchable = Some(false);
+        s.criteria.repository = Some("team-1/*".into());
+        s.criteria.patchable = Some(false);
     });
 }
 

@@ -86,15 +86,15 @@ fn print_rule(rule: &rules::Rule) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The rule fields given on the command line, as a change to apply.
+/// The rule fields given on the command line, as a change to apply: the one place the CLI's text becomes
+/// typed criteria.
 fn patch(
     fields: RuleFields,
     subscription: Option<String>,
     reason: Option<String>,
     clear: Vec<String>,
 ) -> anyhow::Result<rules::RulePatch> {
-    Ok(rules::RulePatch {
-        subscription,
+    let criteria = rules::RuleCriteria {
         registry: fields.registry,
         repository: fields.repository,
         finding_id: fields.finding_id,
@@ -107,9 +107,16 @@ fn patch(
             .map(rules::parse_severity)
             .transpose()?,
         patchable: fields.patchable,
+    };
+    Ok(rules::RulePatch {
+        subscription,
+        criteria,
         reason,
         expires: fields.expires.as_deref().map(parse_date).transpose()?,
-        clear,
+        clear: clear
+            .iter()
+            .map(|name| rules::ClearField::parse(name))
+            .collect::<Result<_, _>>()?,
         author: author(fields.author),
     })
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use super::quote;
-use super::rules::{glob_to_like, Rule, RuleSpec};
+use super::rules::{glob_to_like, Criterion, Rule, RuleSpec};
 use crate::warehouse::write::severity_rank;
 
 /// When rule `r` hides finding `f`: every criterion the rule sets holds. One clause per line, each marked
@@ -24,38 +24,32 @@ fn clauses() -> impl Iterator<Item = (&'static str, &'static str)> {
         .map(|(clause, criterion)| (clause.trim(), criterion.trim()))
 }
 
-/// Whether `spec` sets `criterion` (the subscription always is).
-fn sets(spec: &RuleSpec, criterion: &str) -> bool {
-    match criterion {
-        "subscription" => true,
-        "registry" => spec.registry.is_some(),
-        "repository" => spec.repository.is_some(),
-        "finding_id" => spec.finding_id.is_some(),
-        "category" => spec.category.is_some(),
-        "security_check_contains" => spec.security_check_contains.is_some(),
-        "cvss_below" => spec.cvss_below.is_some(),
-        "severity_below" => spec.severity_below.is_some(),
-        "patchable" => spec.patchable.is_some(),
-        _ => true,
-    }
+/// Whether `spec` sets the criterion a template clause is marked with (the subscription always is). A
+/// marker that names no criterion counts as set, so its clause is kept: a rule never hides more than the
+/// template says (`every_template_marker_names_a_criterion` keeps the markers in step).
+fn sets(spec: &RuleSpec, marker: &str) -> bool {
+    Criterion::parse(marker).is_none_or(|criterion| spec.criteria.sets(criterion))
 }
 
 /// The SQL literal of the `disable_rules` column `column` in `spec`'s row.
 fn literal(spec: &RuleSpec, column: &str) -> String {
     let text = |value: Option<&str>| value.map_or("NULL".to_string(), quote);
+    let criteria = &spec.criteria;
     match column {
         "subscription" => quote(&spec.subscription),
-        "registry" => text(spec.registry.as_deref()),
-        "repository_like" => text(spec.repository.as_deref().map(glob_to_like).as_deref()),
-        "finding_id" => text(spec.finding_id.as_deref()),
-        "category" => text(spec.category.as_deref()),
-        "security_check_contains" => text(spec.security_check_contains.as_deref()),
+        "registry" => text(criteria.registry.as_deref()),
+        "repository_like" => text(criteria.repository.as_deref().map(glob_to_like).as_deref()),
+        "finding_id" => text(criteria.finding_id.as_deref()),
+        "category" => text(criteria.category.as_deref()),
+        "security_check_contains" => text(criteria.security_check_contains.as_deref()),
         // `{:?}` keeps a decimal point: 7 is written 7.0, a floating-point literal in every dialect.
-        "cvss_below" => spec.cvss_below.map_or("NULL".into(), |v| format!("{v:?}")),
-        "severity_below_rank" => spec
+        "cvss_below" => criteria
+            .cvss_below
+            .map_or("NULL".into(), |v| format!("{v:?}")),
+        "severity_below_rank" => criteria
             .severity_below
             .map_or("NULL".into(), |s| severity_rank(s).to_string()),
-        "patchable" => spec
+        "patchable" => criteria
             .patchable
             .map_or("NULL".into(), |p| p.to_string().to_uppercase()),
         // Not a column of `disable_rules`: the clause cannot hold, so it hides nothing.
@@ -158,7 +152,7 @@ pub fn reach(rules: &[&Rule]) -> String {
     any(rules
         .iter()
         .map(|rule| {
-            let registry = rule.spec.registry.as_deref();
+            let registry = rule.spec.criteria.registry.as_deref();
             format!("({})", partitions(&rule.spec.subscription, registry, &[]))
         })
         .collect())
@@ -212,7 +206,7 @@ fn scopes<'a>(rules: &[&'a Rule]) -> Vec<Scope<'a>> {
     for (subscription, rules) in by_subscription {
         let named: BTreeSet<&str> = rules
             .iter()
-            .filter_map(|r| r.spec.registry.as_deref())
+            .filter_map(|r| r.spec.criteria.registry.as_deref())
             .collect();
         for &registry in &named {
             scopes.push(Scope {
@@ -221,14 +215,17 @@ fn scopes<'a>(rules: &[&'a Rule]) -> Vec<Scope<'a>> {
                 rules: rules
                     .iter()
                     .copied()
-                    .filter(|r| r.spec.registry.as_deref().is_none_or(|g| g == registry))
+                    .filter(|r| {
+                        let named = r.spec.criteria.registry.as_deref();
+                        named.is_none_or(|g| g == registry)
+                    })
                     .collect(),
             });
         }
         let everywhere: Vec<&Rule> = rules
             .iter()
             .copied()
-            .filter(|r| r.spec.registry.is_none())
+            .filter(|r| r.spec.criteria.registry.is_none())
             .collect();
         if !everywhere.is_empty() {
             scopes.push(Scope {
@@ -278,7 +275,7 @@ pub fn hidden_counts(rules: &[&Rule]) -> String {
 mod tests {
     use super::*;
     use crate::matcher::Severity;
-    use crate::report::rules::RulePatch;
+    use crate::report::rules::{RuleOp, RulePatch};
 
     fn rule(f: impl FnOnce(&mut RuleSpec)) -> Rule {
         let mut spec = RuleSpec::from_patch(RulePatch {
@@ -292,7 +289,7 @@ mod tests {
         Rule {
             id: "rule-1".into(),
             version: 1,
-            op: "add".into(),
+            op: RuleOp::Add,
             spec,
             updated_at: Default::default(),
         }
@@ -301,14 +298,14 @@ mod tests {
     #[test]
     fn every_template_column_has_a_value() {
         let full = rule(|s| {
-            s.registry = Some("main".into());
-            s.repository = Some("apps/*_x".into());
-            s.finding_id = Some("CVE-1".into());
-            s.category = Some("Debian".into());
-            s.security_check_contains = Some("overflow".into());
-            s.cvss_below = Some(7.0);
-            s.severity_below = Some(Severity::High);
-            s.patchable = Some(false);
+            s.criteria.registry = Some("main".into());
+            s.criteria.repository = Some("apps/*_x".into());
+            s.criteria.finding_id = Some("CVE-1".into());
+            s.criteria.category = Some("Debian".into());
+            s.criteria.security_check_contains = Some("overflow".into());
+            s.criteria.cvss_below = Some(7.0);
+            s.criteria.severity_below = Some(Severity::High);
+            s.criteria.patchable = Some(false);
         });
         let sql = hidden_by(&[&full]);
         assert!(!sql.contains("r."), "{sql}");
@@ -326,10 +323,10 @@ mod tests {
 
     #[test]
     fn a_rule_states_only_its_own_criteria() {
-        let one = rule(|s| s.category = Some("npm".into()));
+        let one = rule(|s| s.criteria.category = Some("npm".into()));
         let two = rule(|s| {
             s.subscription = "dev".into();
-            s.registry = Some("main".into());
+            s.criteria.registry = Some("main".into());
         });
         assert_eq!(
             hidden_by(&[&one, &two]),
@@ -351,12 +348,12 @@ mod tests {
 
     #[test]
     fn scopes_are_disjoint_and_carry_every_rule_that_reaches_them() {
-        let everywhere = rule(|s| s.category = Some("npm".into()));
-        let main = rule(|s| s.registry = Some("main".into()));
+        let everywhere = rule(|s| s.criteria.category = Some("npm".into()));
+        let main = rule(|s| s.criteria.registry = Some("main".into()));
         let other = rule(|s| {
             s.subscription = "dev".into();
-            s.registry = Some("edge".into());
-            s.patchable = Some(true);
+            s.criteria.registry = Some("edge".into());
+            s.criteria.patchable = Some(true);
         });
         let rules = [&everywhere, &main, &other];
         let found = scopes(&rules);
@@ -383,6 +380,25 @@ mod tests {
             "a rule without other criteria hides its whole scope: {sql}"
         );
         assert!(hidden_counts(&[]).contains("WHERE false AND (false)"));
+    }
+
+    #[test]
+    fn every_template_marker_names_a_criterion() {
+        let markers: Vec<&str> = clauses().map(|(_, marker)| marker).collect();
+        assert!(markers.len() > Criterion::ALL.len(), "{markers:?}");
+        for marker in markers {
+            assert!(
+                marker == "subscription" || Criterion::parse(marker).is_some(),
+                "{marker:?} names no criterion"
+            );
+        }
+        for criterion in Criterion::ALL {
+            assert!(
+                clauses().any(|(_, marker)| marker == criterion.name()),
+                "no clause tests {}",
+                criterion.name()
+            );
+        }
     }
 
     #[test]

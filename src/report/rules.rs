@@ -3,13 +3,15 @@
 //! subscription.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{
-    Array, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
+use arrow::datatypes::DataType;
 use chrono::{DateTime, NaiveDate, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
@@ -27,14 +29,121 @@ pub enum RuleError {
     Invalid(String),
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
-    #[error("cannot read the rules in {path}: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error("cannot read the rules in {path}: {source}")]
+    Read { path: PathBuf, source: ReadError },
 }
 
-/// What a rule hides and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleSpec {
-    pub subscription: String,
+/// What is wrong with a file of `disable_rules`: it cannot be read, or it holds a row Vigil never writes.
+/// Such a row is an error rather than a guess, so a damaged file never silently hides or shows findings.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("no column {0}")]
+    MissingColumn(&'static str),
+    #[error("column {column} is {found}, not the type Vigil writes")]
+    WrongType {
+        column: &'static str,
+        found: DataType,
+    },
+    #[error("row {row}: {column} is null")]
+    Null { row: usize, column: &'static str },
+    #[error("row {row}: op {op:?} is not add, update or delete")]
+    UnknownOp { row: usize, op: String },
+    #[error("row {row}: updated_at ({micros} µs since 1970) is not a representable time")]
+    Timestamp { row: usize, micros: i64 },
+    #[error("row {row}: expires ({days} days since 1970) is not a representable date")]
+    Expires { row: usize, days: i32 },
+    #[error("row {row}: severity_below {text:?} is not Low, Medium, High or Critical")]
+    Severity { row: usize, text: String },
+}
+
+/// The change a version of a rule made; stored as `add`, `update` or `delete` in `disable_rules.op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleOp {
+    Add,
+    Update,
+    Delete,
+}
+
+impl RuleOp {
+    const ALL: [RuleOp; 3] = [RuleOp::Add, RuleOp::Update, RuleOp::Delete];
+
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleOp::Add => "add",
+            RuleOp::Update => "update",
+            RuleOp::Delete => "delete",
+        }
+    }
+
+    /// The op stored as `text`; `None` for anything Vigil does not write.
+    pub fn parse(text: &str) -> Option<RuleOp> {
+        RuleOp::ALL.into_iter().find(|op| op.as_str() == text)
+    }
+}
+
+impl fmt::Display for RuleOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One criterion a rule may set beyond its subscription, by its name in `--clear`, in the rule SQL
+/// template (`rule_matches.sql`) and (for most) in `disable_rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criterion {
+    Registry,
+    Repository,
+    FindingId,
+    Category,
+    SecurityCheckContains,
+    CvssBelow,
+    SeverityBelow,
+    Patchable,
+}
+
+impl Criterion {
+    pub const ALL: [Criterion; 8] = [
+        Criterion::Registry,
+        Criterion::Repository,
+        Criterion::FindingId,
+        Criterion::Category,
+        Criterion::SecurityCheckContains,
+        Criterion::CvssBelow,
+        Criterion::SeverityBelow,
+        Criterion::Patchable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Criterion::Registry => "registry",
+            Criterion::Repository => "repository",
+            Criterion::FindingId => "finding_id",
+            Criterion::Category => "category",
+            Criterion::SecurityCheckContains => "security_check_contains",
+            Criterion::CvssBelow => "cvss_below",
+            Criterion::SeverityBelow => "severity_below",
+            Criterion::Patchable => "patchable",
+        }
+    }
+
+    /// The criterion named `name`, with `-` or `_` between words.
+    pub fn parse(name: &str) -> Option<Criterion> {
+        let name = name.replace('-', "_");
+        Criterion::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// What a rule hides beyond its subscription: every criterion it sets must hold. `None` sets nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RuleCriteria {
     pub registry: Option<String>,
     /// A glob over repository names: `*` matches any characters (slashes included), `?` one.
     pub repository: Option<String>,
@@ -45,6 +154,70 @@ pub struct RuleSpec {
     pub cvss_below: Option<f64>,
     pub severity_below: Option<Severity>,
     pub patchable: Option<bool>,
+}
+
+impl RuleCriteria {
+    /// Whether `criterion` is set.
+    pub fn sets(&self, criterion: Criterion) -> bool {
+        match criterion {
+            Criterion::Registry => self.registry.is_some(),
+            Criterion::Repository => self.repository.is_some(),
+            Criterion::FindingId => self.finding_id.is_some(),
+            Criterion::Category => self.category.is_some(),
+            Criterion::SecurityCheckContains => self.security_check_contains.is_some(),
+            Criterion::CvssBelow => self.cvss_below.is_some(),
+            Criterion::SeverityBelow => self.severity_below.is_some(),
+            Criterion::Patchable => self.patchable.is_some(),
+        }
+    }
+
+    fn clear(&mut self, criterion: Criterion) {
+        match criterion {
+            Criterion::Registry => self.registry = None,
+            Criterion::Repository => self.repository = None,
+            Criterion::FindingId => self.finding_id = None,
+            Criterion::Category => self.category = None,
+            Criterion::SecurityCheckContains => self.security_check_contains = None,
+            Criterion::CvssBelow => self.cvss_below = None,
+            Criterion::SeverityBelow => self.severity_below = None,
+            Criterion::Patchable => self.patchable = None,
+        }
+    }
+
+    /// These criteria with those `given` sets replacing theirs.
+    fn overridden_by(self, given: RuleCriteria) -> RuleCriteria {
+        RuleCriteria {
+            registry: given.registry.or(self.registry),
+            repository: given.repository.or(self.repository),
+            finding_id: given.finding_id.or(self.finding_id),
+            category: given.category.or(self.category),
+            security_check_contains: given
+                .security_check_contains
+                .or(self.security_check_contains),
+            cvss_below: given.cvss_below.or(self.cvss_below),
+            severity_below: given.severity_below.or(self.severity_below),
+            patchable: given.patchable.or(self.patchable),
+        }
+    }
+
+    /// The criteria given as text.
+    fn texts(&self) -> [&Option<String>; 5] {
+        [
+            &self.registry,
+            &self.repository,
+            &self.finding_id,
+            &self.category,
+            &self.security_check_contains,
+        ]
+    }
+}
+
+/// What a rule hides and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleSpec {
+    pub subscription: String,
+    #[serde(flatten)]
+    pub criteria: RuleCriteria,
     pub reason: String,
     /// The first day the rule no longer applies.
     pub expires: Option<NaiveDate>,
@@ -56,28 +229,42 @@ pub struct RuleSpec {
 pub struct Rule {
     pub id: String,
     pub version: i64,
-    /// `add`, `update` or `delete`.
-    pub op: String,
+    pub op: RuleOp,
     #[serde(flatten)]
     pub spec: RuleSpec,
     pub updated_at: DateTime<Utc>,
 }
 
-/// Changes to a rule: given fields override, `clear` names criteria to remove.
+/// A field `--clear` removes from a rule: a criterion, or its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearField {
+    Criterion(Criterion),
+    Expires,
+}
+
+impl ClearField {
+    /// The field named `name` (`-` or `_` between words).
+    pub fn parse(name: &str) -> Result<ClearField, RuleError> {
+        match Criterion::parse(name) {
+            Some(criterion) => Ok(ClearField::Criterion(criterion)),
+            None if name == "expires" => Ok(ClearField::Expires),
+            None => Err(RuleError::Invalid(format!(
+                "--clear {}: not a criterion (registry, repository, finding_id, category, \
+                 security_check_contains, cvss_below, severity_below, patchable, expires)",
+                name.replace('-', "_")
+            ))),
+        }
+    }
+}
+
+/// Changes to a rule: given fields override, `clear` names fields to remove.
 #[derive(Debug, Clone, Default)]
 pub struct RulePatch {
     pub subscription: Option<String>,
-    pub registry: Option<String>,
-    pub repository: Option<String>,
-    pub finding_id: Option<String>,
-    pub category: Option<String>,
-    pub security_check_contains: Option<String>,
-    pub cvss_below: Option<f64>,
-    pub severity_below: Option<Severity>,
-    pub patchable: Option<bool>,
+    pub criteria: RuleCriteria,
     pub reason: Option<String>,
     pub expires: Option<NaiveDate>,
-    pub clear: Vec<String>,
+    pub clear: Vec<ClearField>,
     pub author: String,
 }
 
@@ -91,31 +278,50 @@ impl RuleSpec {
             subscription: patch
                 .subscription
                 .ok_or_else(|| RuleError::Invalid("--subscription is required".into()))?,
-            registry: patch.registry,
-            repository: patch.repository,
-            finding_id: patch.finding_id,
-            category: patch.category,
-            security_check_contains: patch.security_check_contains,
-            cvss_below: patch.cvss_below,
-            severity_below: patch.severity_below,
-            patchable: patch.patchable,
+            criteria: patch.criteria,
+            // An absent reason is refused by `validate`, with the message that says why one is needed.
             reason: patch.reason.unwrap_or_default(),
             expires: patch.expires,
             author: patch.author,
         })
     }
+
+    /// This spec with `patch` applied: its fields cleared first, then those it gives set.
+    fn patched(self, patch: RulePatch) -> RuleSpec {
+        let mut criteria = self.criteria;
+        let mut expires = self.expires;
+        for field in patch.clear {
+            match field {
+                ClearField::Criterion(criterion) => criteria.clear(criterion),
+                ClearField::Expires => expires = None,
+            }
+        }
+        RuleSpec {
+            subscription: patch.subscription.unwrap_or(self.subscription),
+            criteria: criteria.overridden_by(patch.criteria),
+            reason: patch.reason.unwrap_or(self.reason),
+            expires: patch.expires.or(expires),
+            author: patch.author,
+        }
+    }
 }
 
 /// `Low`, `medium`, `HIGH`, `Critical`.
 pub fn parse_severity(text: &str) -> Result<Severity, RuleError> {
-    match text.to_ascii_lowercase().as_str() {
-        "low" => Ok(Severity::Low),
-        "medium" => Ok(Severity::Medium),
-        "high" => Ok(Severity::High),
-        "critical" => Ok(Severity::Critical),
-        _ => Err(RuleError::Invalid(format!(
+    severity_level(text).ok_or_else(|| {
+        RuleError::Invalid(format!(
             "severity {text:?}: expected Low, Medium, High or Critical"
-        ))),
+        ))
+    })
+}
+
+fn severity_level(text: &str) -> Option<Severity> {
+    match text.to_ascii_lowercase().as_str() {
+        "low" => Some(Severity::Low),
+        "medium" => Some(Severity::Medium),
+        "high" => Some(Severity::High),
+        "critical" => Some(Severity::Critical),
+        _ => None,
     }
 }
 
@@ -144,33 +350,17 @@ fn validate(spec: &RuleSpec) -> Result<(), RuleError> {
     if spec.reason.trim().is_empty() {
         return invalid("--reason is required: say why these findings are hidden");
     }
-    if let Some(score) = spec.cvss_below {
+    let criteria = &spec.criteria;
+    if let Some(score) = criteria.cvss_below {
         if !(0.0..=10.0).contains(&score) || score.is_nan() {
             return invalid("--cvss-below must be between 0 and 10");
         }
     }
     let empty = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
-    if [
-        &spec.registry,
-        &spec.repository,
-        &spec.finding_id,
-        &spec.category,
-        &spec.security_check_contains,
-    ]
-    .into_iter()
-    .any(empty)
-    {
+    if criteria.texts().into_iter().any(empty) {
         return invalid("a criterion is given but empty");
     }
-    let has_criterion = spec.registry.is_some()
-        || spec.repository.is_some()
-        || spec.finding_id.is_some()
-        || spec.category.is_some()
-        || spec.security_check_contains.is_some()
-        || spec.cvss_below.is_some()
-        || spec.severity_below.is_some()
-        || spec.patchable.is_some();
-    if !has_criterion {
+    if !Criterion::ALL.into_iter().any(|c| criteria.sets(c)) {
         return invalid(
             "give at least one of --registry, --repository, --finding-id, --category, \
              --security-check-contains, --cvss-below, --severity-below, --patchable \
@@ -184,28 +374,29 @@ fn store(
     root: &Path,
     id: &str,
     version: i64,
-    op: &str,
+    op: RuleOp,
     spec: &RuleSpec,
 ) -> Result<Rule, RuleError> {
     let updated_at = Utc::now();
-    let like = spec.repository.as_deref().map(glob_to_like);
+    let criteria = &spec.criteria;
+    let like = criteria.repository.as_deref().map(glob_to_like);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     write_rule_change(
         root,
         &RuleChange {
             rule_id: id,
             version,
-            op,
+            op: op.as_str(),
             subscription: &spec.subscription,
-            registry: spec.registry.as_deref(),
-            repository_glob: spec.repository.as_deref(),
+            registry: criteria.registry.as_deref(),
+            repository_glob: criteria.repository.as_deref(),
             repository_like: like.as_deref(),
-            finding_id: spec.finding_id.as_deref(),
-            category: spec.category.as_deref(),
-            security_check_contains: spec.security_check_contains.as_deref(),
-            cvss_below: spec.cvss_below,
-            severity_below: spec.severity_below,
-            patchable: spec.patchable,
+            finding_id: criteria.finding_id.as_deref(),
+            category: criteria.category.as_deref(),
+            security_check_contains: criteria.security_check_contains.as_deref(),
+            cvss_below: criteria.cvss_below,
+            severity_below: criteria.severity_below,
+            patchable: criteria.patchable,
             reason: &spec.reason,
             expires: spec.expires.map(|d| (d - epoch).num_days() as i32),
             author: &spec.author,
@@ -215,7 +406,7 @@ fn store(
     Ok(Rule {
         id: id.to_string(),
         version,
-        op: op.to_string(),
+        op,
         spec: spec.clone(),
         updated_at,
     })
@@ -225,36 +416,16 @@ fn store(
 pub fn add(root: &Path, spec: RuleSpec) -> Result<Rule, RuleError> {
     validate(&spec)?;
     let id = format!("rule-{:08x}", rand::random::<u32>());
-    store(root, &id, 1, "add", &spec)
+    store(root, &id, 1, RuleOp::Add, &spec)
 }
 
 /// Every version of every rule, oldest first within a rule.
 fn read_all(root: &Path) -> Result<BTreeMap<String, Vec<Rule>>, RuleError> {
-    let dir = root.join(Table::DisableRules.name());
     let mut rules: BTreeMap<String, Vec<Rule>> = BTreeMap::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(rules),
-        Err(err) => return Err(WarehouseError::io(&dir)(err).into()),
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "parquet") {
-            continue;
-        }
-        let read_error = |message: String| RuleError::Read {
-            path: path.clone(),
-            message,
-        };
-        let file = File::open(&path).map_err(|e| read_error(e.to_string()))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| read_error(e.to_string()))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| read_error(e.to_string()))?;
-            for rule in rows(&batch).map_err(read_error)? {
-                rules.entry(rule.id.clone()).or_default().push(rule);
-            }
+    for path in rule_files(root)? {
+        let file_rules = read_file(&path).map_err(|source| RuleError::Read { path, source })?;
+        for rule in file_rules {
+            rules.entry(rule.id.clone()).or_default().push(rule);
         }
     }
     for versions in rules.values_mut() {
@@ -263,84 +434,177 @@ fn read_all(root: &Path) -> Result<BTreeMap<String, Vec<Rule>>, RuleError> {
     Ok(rules)
 }
 
-fn rows(batch: &RecordBatch) -> Result<Vec<Rule>, String> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| format!("no column {name}"))
+/// The Parquet files of `disable_rules` (none when the table has no folder yet).
+fn rule_files(root: &Path) -> Result<Vec<PathBuf>, RuleError> {
+    let dir = root.join(Table::DisableRules.name());
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(WarehouseError::io(&dir)(err).into()),
     };
-    let text = |name: &str| -> Result<&StringArray, String> {
-        column(name)?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| format!("column {name} is not text"))
-    };
-    fn typed<'a, T: 'static>(array: &'a dyn Array, name: &str) -> Result<&'a T, String> {
-        array
-            .as_any()
-            .downcast_ref::<T>()
-            .ok_or_else(|| format!("column {name} has the wrong type"))
+    let mut files = Vec::new();
+    for entry in entries {
+        // An entry that cannot be listed may be a rule: skipping it would drop that rule unseen.
+        let path = entry.map_err(WarehouseError::io(&dir))?.path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
     }
-    let optional = |array: &StringArray, row: usize| {
-        (!array.is_null(row)).then(|| array.value(row).to_string())
-    };
-    let (
-        id,
-        op,
-        subscription,
-        registry,
-        glob,
-        finding_id,
-        category,
-        contains,
-        severity,
-        reason,
-        author,
-    ) = (
-        text("rule_id")?,
-        text("op")?,
-        text("subscription")?,
-        text("registry")?,
-        text("repository_glob")?,
-        text("finding_id")?,
-        text("category")?,
-        text("security_check_contains")?,
-        text("severity_below")?,
-        text("reason")?,
-        text("author")?,
-    );
-    let version: &Int64Array = typed(column("version")?.as_ref(), "version")?;
-    let cvss: &Float64Array = typed(column("cvss_below")?.as_ref(), "cvss_below")?;
-    let patchable: &BooleanArray = typed(column("patchable")?.as_ref(), "patchable")?;
-    let expires: &Date32Array = typed(column("expires")?.as_ref(), "expires")?;
-    let updated: &TimestampMicrosecondArray = typed(column("updated_at")?.as_ref(), "updated_at")?;
-    let mut out = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        out.push(Rule {
-            id: id.value(row).to_string(),
-            version: version.value(row),
-            op: op.value(row).to_string(),
+    Ok(files)
+}
+
+/// The rule versions of one file.
+fn read_file(path: &Path) -> Result<Vec<Rule>, ReadError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?.build()?;
+    let mut rules = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let columns = RuleColumns::of(&batch)?;
+        for row in 0..batch.num_rows() {
+            rules.push(columns.rule(row, rules.len())?);
+        }
+    }
+    Ok(rules)
+}
+
+/// The columns of one batch of `disable_rules`, typed (`repository_like` and `severity_below_rank` are
+/// derived from `repository_glob` and `severity_below`, so they are not read back).
+struct RuleColumns<'a> {
+    id: &'a StringArray,
+    version: &'a Int64Array,
+    op: &'a StringArray,
+    subscription: &'a StringArray,
+    registry: &'a StringArray,
+    repository_glob: &'a StringArray,
+    finding_id: &'a StringArray,
+    category: &'a StringArray,
+    security_check_contains: &'a StringArray,
+    cvss_below: &'a Float64Array,
+    severity_below: &'a StringArray,
+    patchable: &'a BooleanArray,
+    reason: &'a StringArray,
+    expires: &'a Date32Array,
+    author: &'a StringArray,
+    updated_at: &'a TimestampMicrosecondArray,
+}
+
+/// The column `name` of `batch` as an array of type `T`.
+fn column<'a, T: Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &'static str,
+) -> Result<&'a T, ReadError> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or(ReadError::MissingColumn(name))?;
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| ReadError::WrongType {
+            column: name,
+            found: array.data_type().clone(),
+        })
+}
+
+impl<'a> RuleColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<RuleColumns<'a>, ReadError> {
+        let columns = RuleColumns {
+            id: column(batch, "rule_id")?,
+            version: column(batch, "version")?,
+            op: column(batch, "op")?,
+            subscription: column(batch, "subscription")?,
+            registry: column(batch, "registry")?,
+            repository_glob: column(batch, "repository_glob")?,
+            finding_id: column(batch, "finding_id")?,
+            category: column(batch, "category")?,
+            security_check_contains: column(batch, "security_check_contains")?,
+            cvss_below: column(batch, "cvss_below")?,
+            severity_below: column(batch, "severity_below")?,
+            patchable: column(batch, "patchable")?,
+            reason: column(batch, "reason")?,
+            expires: column(batch, "expires")?,
+            author: column(batch, "author")?,
+            updated_at: column(batch, "updated_at")?,
+        };
+        // Read as they are, nulls in these would become empty text or 1970.
+        let required: [(&'static str, &dyn Array); 7] = [
+            ("rule_id", columns.id),
+            ("version", columns.version),
+            ("op", columns.op),
+            ("subscription", columns.subscription),
+            ("reason", columns.reason),
+            ("author", columns.author),
+            ("updated_at", columns.updated_at),
+        ];
+        match required
+            .into_iter()
+            .find(|(_, array)| array.null_count() > 0)
+        {
+            Some((name, _)) => Err(ReadError::Null { column: name }),
+            None => Ok(columns),
+        }
+    }
+
+    /// The rule version in `row`, the file's row `row_in_file`.
+    fn rule(&self, row: usize, row_in_file: usize) -> Result<Rule, ReadError> {
+        let op = self.op.value(row);
+        let micros = self.updated_at.value(row);
+        Ok(Rule {
+            id: self.id.value(row).to_string(),
+            version: self.version.value(row),
+            op: RuleOp::parse(op).ok_or_else(|| ReadError::UnknownOp {
+                row: row_in_file,
+                op: op.to_string(),
+            })?,
             spec: RuleSpec {
-                subscription: subscription.value(row).to_string(),
-                registry: optional(registry, row),
-                repository: optional(glob, row),
-                finding_id: optional(finding_id, row),
-                category: optional(category, row),
-                security_check_contains: optional(contains, row),
-                cvss_below: (!cvss.is_null(row)).then(|| cvss.value(row)),
-                severity_below: optional(severity, row)
-                    .map(|s| parse_severity(&s).map_err(|e| e.to_string()))
-                    .transpose()?,
-                patchable: (!patchable.is_null(row)).then(|| patchable.value(row)),
-                reason: reason.value(row).to_string(),
-                expires: (!expires.is_null(row))
-                    .then(|| expires.value_as_date(row))
-                    .flatten(),
-                author: author.value(row).to_string(),
+                subscription: self.subscription.value(row).to_string(),
+                criteria: self.criteria(row, row_in_file)?,
+                reason: self.reason.value(row).to_string(),
+                expires: self.expires(row, row_in_file)?,
+                author: self.author.value(row).to_string(),
             },
-            updated_at: DateTime::from_timestamp_micros(updated.value(row)).unwrap_or_default(),
-        });
+            updated_at: DateTime::from_timestamp_micros(micros).ok_or(ReadError::Timestamp {
+                row: row_in_file,
+                micros,
+            })?,
+        })
     }
-    Ok(out)
+
+    fn criteria(&self, row: usize, row_in_file: usize) -> Result<RuleCriteria, ReadError> {
+        let text =
+            |array: &StringArray| (!array.is_null(row)).then(|| array.value(row).to_string());
+        let severity_below = text(self.severity_below)
+            .map(|text| {
+                severity_level(&text).ok_or(ReadError::Severity {
+                    row: row_in_file,
+                    text,
+                })
+            })
+            .transpose()?;
+        Ok(RuleCriteria {
+            registry: text(self.registry),
+            repository: text(self.repository_glob),
+            finding_id: text(self.finding_id),
+            category: text(self.category),
+            security_check_contains: text(self.security_check_contains),
+            cvss_below: (!self.cvss_below.is_null(row)).then(|| self.cvss_below.value(row)),
+            severity_below,
+            patchable: (!self.patchable.is_null(row)).then(|| self.patchable.value(row)),
+        })
+    }
+
+    fn expires(&self, row: usize, row_in_file: usize) -> Result<Option<NaiveDate>, ReadError> {
+        if self.expires.is_null(row) {
+            return Ok(None);
+        }
+        let days = self.expires.value(row);
+        self.expires
+            .value_as_date(row)
+            .map(Some)
+            .ok_or(ReadError::Expires {
+                row: row_in_file,
+                days,
+            })
+    }
 }
 
 /// The current version of each rule that is not deleted (expired ones included), optionally of one
@@ -349,7 +613,7 @@ pub fn list(root: &Path, subscription: Option<&str>) -> Result<Vec<Rule>, RuleEr
     Ok(read_all(root)?
         .into_values()
         .filter_map(|mut versions| versions.pop())
-        .filter(|rule| rule.op != "delete")
+        .filter(|rule| rule.op != RuleOp::Delete)
         .filter(|rule| subscription.is_none_or(|s| rule.spec.subscription == s))
         .collect())
 }
@@ -372,49 +636,9 @@ pub fn history(root: &Path, id: &str) -> Result<Vec<Rule>, RuleError> {
 /// Applies `patch` to rule `id` as a new version.
 pub fn update(root: &Path, id: &str, patch: RulePatch) -> Result<Rule, RuleError> {
     let current = show(root, id)?;
-    let mut spec = current.spec.clone();
-    for field in &patch.clear {
-        match field.replace('-', "_").as_str() {
-            "registry" => spec.registry = None,
-            "repository" => spec.repository = None,
-            "finding_id" => spec.finding_id = None,
-            "category" => spec.category = None,
-            "security_check_contains" => spec.security_check_contains = None,
-            "cvss_below" => spec.cvss_below = None,
-            "severity_below" => spec.severity_below = None,
-            "patchable" => spec.patchable = None,
-            "expires" => spec.expires = None,
-            other => {
-                return Err(RuleError::Invalid(format!(
-                    "--clear {other}: not a criterion (registry, repository, finding_id, category, \
-                     security_check_contains, cvss_below, severity_below, patchable, expires)"
-                )))
-            }
-        }
-    }
-    macro_rules! set {
-        ($($field:ident),*) => { $( if let Some(value) = patch.$field { spec.$field = Some(value); } )* };
-    }
-    set!(
-        registry,
-        repository,
-        finding_id,
-        category,
-        security_check_contains,
-        cvss_below,
-        severity_below,
-        patchable,
-        expires
-    );
-    if let Some(subscription) = patch.subscription {
-        spec.subscription = subscription;
-    }
-    if let Some(reason) = patch.reason {
-        spec.reason = reason;
-    }
-    spec.author = patch.author;
+    let spec = current.spec.patched(patch);
     validate(&spec)?;
-    store(root, id, current.version + 1, "update", &spec)
+    store(root, id, current.version + 1, RuleOp::Update, &spec)
 }
 
 /// Deletes rule `id`: its findings show again from the next query; its history stays.
@@ -422,11 +646,17 @@ pub fn delete(root: &Path, id: &str, author: &str) -> Result<Rule, RuleError> {
     let current = show(root, id)?;
     let mut spec = current.spec;
     spec.author = author.to_string();
-    store(root, id, current.version + 1, "delete", &spec)
+    store(root, id, current.version + 1, RuleOp::Delete, &spec)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::ArrayRef;
+    use arrow::datatypes::{Field, Schema};
+    use parquet::arrow::ArrowWriter;
+
     use super::*;
 
     #[test]
@@ -441,5 +671,228 @@ mod tests {
         assert_eq!(parse_severity("HIGH").unwrap(), Severity::High);
         assert!(parse_severity("urgent").is_err());
         assert!(parse_severity("unknown").is_err());
+    }
+
+    #[test]
+    fn ops_and_field_names_round_trip() {
+        for op in RuleOp::ALL {
+            assert_eq!(RuleOp::parse(op.as_str()), Some(op));
+            assert_eq!(serde_json::to_value(op).unwrap(), op.as_str());
+        }
+        assert_eq!(RuleOp::parse("Add"), None);
+        for criterion in Criterion::ALL {
+            assert_eq!(Criterion::parse(criterion.name()), Some(criterion));
+            assert_eq!(
+                ClearField::parse(&criterion.name().replace('_', "-")).unwrap(),
+                ClearField::Criterion(criterion)
+            );
+        }
+        assert_eq!(ClearField::parse("expires").unwrap(), ClearField::Expires);
+        let error = ClearField::parse("reason").unwrap_err().to_string();
+        assert!(error.contains("--clear reason: not a criterion"), "{error}");
+    }
+
+    fn patch(criteria: RuleCriteria) -> RulePatch {
+        RulePatch {
+            subscription: Some("prod".into()),
+            criteria,
+            reason: Some("accepted".into()),
+            author: "tester".into(),
+            ..RulePatch::default()
+        }
+    }
+
+    #[test]
+    fn a_patch_clears_then_overrides_and_keeps_the_rest() {
+        let spec = RuleSpec::from_patch(RulePatch {
+            expires: NaiveDate::from_ymd_opt(2030, 1, 1),
+            ..patch(RuleCriteria {
+                category: Some("npm".into()),
+                cvss_below: Some(5.0),
+                patchable: Some(true),
+                ..RuleCriteria::default()
+            })
+        })
+        .unwrap();
+        let patched = spec.clone().patched(RulePatch {
+            criteria: RuleCriteria {
+                cvss_below: Some(4.0),
+                registry: Some("main".into()),
+                ..RuleCriteria::default()
+            },
+            clear: vec![
+                ClearField::Criterion(Criterion::Category),
+                ClearField::Expires,
+            ],
+            author: "second".into(),
+            ..RulePatch::default()
+        });
+        assert_eq!(
+            patched,
+            RuleSpec {
+                criteria: RuleCriteria {
+                    registry: Some("main".into()),
+                    cvss_below: Some(4.0),
+                    patchable: Some(true),
+                    ..RuleCriteria::default()
+                },
+                expires: None,
+                author: "second".into(),
+                ..spec
+            }
+        );
+    }
+
+    #[test]
+    fn a_rule_prints_its_criteria_among_its_other_fields() {
+        let spec = RuleSpec::from_patch(patch(RuleCriteria {
+            severity_below: Some(Severity::High),
+            ..RuleCriteria::default()
+        }))
+        .unwrap();
+        let rule = Rule {
+            id: "rule-1".into(),
+            version: 2,
+            op: RuleOp::Update,
+            spec,
+            updated_at: DateTime::from_timestamp_micros(0).unwrap(),
+        };
+        let json = serde_json::to_value(&rule).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = vec![
+            "id",
+            "version",
+            "op",
+            "subscription",
+            "registry",
+            "repository",
+            "finding_id",
+            "category",
+            "security_check_contains",
+            "cvss_below",
+            "severity_below",
+            "patchable",
+            "reason",
+            "expires",
+            "author",
+            "updated_at",
+        ];
+        expected.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(json["op"], "update");
+        assert_eq!(json["severity_below"], "High");
+    }
+
+    /// A warehouse with one rule whose stored `column` is replaced by `value`; the rule file's path.
+    fn corrupted(root: &Path, column: &str, value: impl FnOnce(&ArrayRef) -> ArrayRef) -> PathBuf {
+        add(
+            root,
+            RuleSpec::from_patch(patch(RuleCriteria {
+                category: Some("npm".into()),
+                ..RuleCriteria::default()
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let [path] = rule_files(root).unwrap().try_into().unwrap();
+        let batch = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let index = batch.schema().index_of(column).unwrap();
+        let mut columns = batch.columns().to_vec();
+        columns[index] = value(&columns[index]);
+        let fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(field, array)| {
+                field
+                    .as_ref()
+                    .clone()
+                    .with_data_type(array.data_type().clone())
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let mut writer =
+            ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        path
+    }
+
+    fn read_error(root: &Path) -> String {
+        list(root, None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_corrupt_timestamp_is_an_error_naming_the_file_not_1970() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = corrupted(dir.path(), "updated_at", |old| {
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![i64::MAX])
+                    .with_data_type(old.data_type().clone()),
+            )
+        });
+        let error = read_error(dir.path());
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("updated_at"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_op_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = corrupted(dir.path(), "op", |_| {
+            Arc::new(StringArray::from(vec!["rename"]))
+        });
+        let error = read_error(dir.path());
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(
+            error.contains("op \"rename\" is not add, update or delete"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_stored_severity_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = corrupted(dir.path(), "severity_below", |_| {
+            Arc::new(StringArray::from(vec![Some("Urgent")]))
+        });
+        let error = read_error(dir.path());
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("severity_below \"Urgent\""), "{error}");
+    }
+
+    #[test]
+    fn an_out_of_range_expiry_is_an_error_not_a_rule_without_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        corrupted(dir.path(), "expires", |_| {
+            Arc::new(Date32Array::from(vec![Some(i32::MAX)]))
+        });
+        let error = read_error(dir.path());
+        assert!(error.contains("expires"), "{error}");
+    }
+
+    #[test]
+    fn a_column_of_the_wrong_type_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = corrupted(dir.path(), "version", |_| {
+            Arc::new(StringArray::from(vec!["1"]))
+        });
+        let error = read_error(dir.path());
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("column version is Utf8"), "{error}");
     }
 }

@@ -387,7 +387,11 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
 
     // A rule hides one of the two: subtracted from the evaluating scan's counts once, not once per scan
     // that ever found it (the first scan did too), and not zero times (the carrying scan has no rows).
-    rules::add(root, spec(|s| s.finding_id = Some(all[0].id.into()))).unwrap();
+    rules::add(
+        root,
+        spec(|s| s.criteria.finding_id = Some(all[0].id.into())),
+    )
+    .unwrap();
     let summary = report(root, "recommendations", &[]);
     assert_eq!(summary[0]["findings"], 1, "{summary:?}");
     assert_eq!(assessed(root), 1);
@@ -726,44 +730,62 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
     // Latest prod findings: web has DSA-1 (Critical 9.8, patchable), PYSEC-3 (Low 3.3, patchable),
     // GO-4 (Unknown, no score, patchable), GHSA-5 (Medium 5.0, not patchable); api has PYSEC-3.
     assert_eq!(
-        hidden_by(root, spec(|s| s.finding_id = Some("PYSEC-3".into()))),
+        hidden_by(
+            root,
+            spec(|s| s.criteria.finding_id = Some("PYSEC-3".into()))
+        ),
         2
     );
     assert_eq!(
-        hidden_by(root, spec(|s| s.finding_id = Some("CVE-2024-0001".into()))),
+        hidden_by(
+            root,
+            spec(|s| s.criteria.finding_id = Some("CVE-2024-0001".into()))
+        ),
         1,
         "by CVE alias"
     );
     assert_eq!(
-        hidden_by(root, spec(|s| s.category = Some("go".into()))),
+        hidden_by(root, spec(|s| s.criteria.category = Some("go".into()))),
         1,
         "category, any case"
     );
     assert_eq!(
         hidden_by(
             root,
-            spec(|s| s.security_check_contains = Some("TRAVERSAL".into()))
+            spec(|s| s.criteria.security_check_contains = Some("TRAVERSAL".into()))
         ),
         2
     );
     assert_eq!(
-        hidden_by(root, spec(|s| s.cvss_below = Some(5.5))),
+        hidden_by(root, spec(|s| s.criteria.cvss_below = Some(5.5))),
         3,
         "3.3 twice and 5.0; no score is not below"
     );
     assert_eq!(
-        hidden_by(root, spec(|s| s.severity_below = Some(Severity::High))),
+        hidden_by(
+            root,
+            spec(|s| s.criteria.severity_below = Some(Severity::High))
+        ),
         3,
         "Low twice and Medium; Unknown stays"
     );
-    assert_eq!(hidden_by(root, spec(|s| s.patchable = Some(false))), 1);
-    assert_eq!(hidden_by(root, spec(|s| s.patchable = Some(true))), 4);
     assert_eq!(
-        hidden_by(root, spec(|s| s.repository = Some("apps/a*".into()))),
+        hidden_by(root, spec(|s| s.criteria.patchable = Some(false))),
         1
     );
     assert_eq!(
-        hidden_by(root, spec(|s| s.registry = Some("other".into()))),
+        hidden_by(root, spec(|s| s.criteria.patchable = Some(true))),
+        4
+    );
+    assert_eq!(
+        hidden_by(
+            root,
+            spec(|s| s.criteria.repository = Some("apps/a*".into()))
+        ),
+        1
+    );
+    assert_eq!(
+        hidden_by(root, spec(|s| s.criteria.registry = Some("other".into()))),
         0
     );
     // Combined: every criterion must hold.
@@ -771,8 +793,8 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
         hidden_by(
             root,
             spec(|s| {
-                s.category = Some("PyPI".into());
-                s.repository = Some("apps/web".into());
+                s.criteria.category = Some("PyPI".into());
+                s.criteria.repository = Some("apps/web".into());
             })
         ),
         1
@@ -781,8 +803,8 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
         hidden_by(
             root,
             spec(|s| {
-                s.patchable = Some(true);
-                s.severity_below = Some(Severity::Medium);
+                s.criteria.patchable = Some(true);
+                s.criteria.severity_below = Some(Severity::Medium);
             })
         ),
         2
@@ -793,7 +815,7 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
         hidden_by(
             root,
             spec(|s| {
-                s.category = Some("PyPI".into());
+                s.criteria.category = Some("PyPI".into());
                 s.expires = Some(today);
             })
         ),
@@ -803,7 +825,7 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
         hidden_by(
             root,
             spec(|s| {
-                s.category = Some("PyPI".into());
+                s.criteria.category = Some("PyPI".into());
                 s.expires = today.succ_opt();
             })
         ),
@@ -815,7 +837,7 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
             root,
             spec(|s| {
                 s.subscription = "staging".into();
-                s.category = Some("PyPI".into());
+                s.criteria.category = Some("PyPI".into());
             })
         ),
         1
@@ -825,7 +847,7 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
             root,
             spec(|s| {
                 s.subscription = "elsewhere".into();
-                s.category = Some("PyPI".into());
+                s.criteria.category = Some("PyPI".into());
             })
         ),
         0
@@ -841,20 +863,20 @@ fn overlapping_rules_hide_a_finding_once() {
     fixture(root);
     for rule in [
         // Only this rule hides GHSA-5 in prod's registry `main`.
-        spec(|s| s.finding_id = Some("GHSA-5".into())),
+        spec(|s| s.criteria.finding_id = Some("GHSA-5".into())),
         // Both of these hide PYSEC-3 (PyPI, Low, patchable), in web and in api.
         spec(|s| {
-            s.registry = Some("main".into());
-            s.category = Some("PyPI".into());
+            s.criteria.registry = Some("main".into());
+            s.criteria.category = Some("PyPI".into());
         }),
         spec(|s| {
-            s.registry = Some("main".into());
-            s.patchable = Some(true);
-            s.severity_below = Some(Severity::High);
+            s.criteria.registry = Some("main".into());
+            s.criteria.patchable = Some(true);
+            s.criteria.severity_below = Some(Severity::High);
         }),
         spec(|s| {
             s.subscription = "staging".into();
-            s.registry = Some("main".into());
+            s.criteria.registry = Some("main".into());
         }),
     ] {
         rules::add(root, rule).unwrap();
@@ -890,7 +912,7 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     fixture(root);
-    let rule = rules::add(root, spec(|s| s.category = Some("Debian".into()))).unwrap();
+    let rule = rules::add(root, spec(|s| s.criteria.category = Some("Debian".into()))).unwrap();
     assert_eq!(count(root, "active_findings"), 9);
     let disabled = report(root, "disabled", &[]);
     assert_eq!(disabled.len(), 1);
@@ -925,7 +947,10 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
         root,
         &rule.id,
         rules::RulePatch {
-            category: Some("Maven".into()),
+            criteria: rules::RuleCriteria {
+                category: Some("Maven".into()),
+                ..Default::default()
+            },
             author: "second".into(),
             ..Default::default()
         },
@@ -936,6 +961,7 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
         rules::show(root, &rule.id)
             .unwrap()
             .spec
+            .criteria
             .category
             .as_deref(),
         Some("Maven")
@@ -949,7 +975,7 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
         root,
         &rule.id,
         rules::RulePatch {
-            clear: vec!["category".into()],
+            clear: vec![rules::ClearField::parse("category").unwrap()],
             author: "third".into(),
             ..Default::default()
         },
@@ -980,14 +1006,14 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
     assert!(rules::add(
         root,
         spec(|s| {
-            s.cvss_below = Some(11.0);
+            s.criteria.cvss_below = Some(11.0);
         })
     )
     .is_err());
     assert!(rules::add(
         root,
         spec(|s| {
-            s.category = Some("Go".into());
+            s.criteria.category = Some("Go".into());
             s.reason = " ".into();
         })
     )
