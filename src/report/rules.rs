@@ -459,7 +459,7 @@ fn read_file(path: &Path) -> Result<Vec<Rule>, ReadError> {
     let mut rules = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let columns = RuleColumns::of(&batch)?;
+        let columns = RuleColumns::of(&batch, rules.len())?;
         for row in 0..batch.num_rows() {
             rules.push(columns.rule(row, rules.len())?);
         }
@@ -506,7 +506,8 @@ fn column<'a, T: Array + 'static>(
 }
 
 impl<'a> RuleColumns<'a> {
-    fn of(batch: &'a RecordBatch) -> Result<RuleColumns<'a>, ReadError> {
+    /// `first_row` is the file's row number of the batch's first row, for errors.
+    fn of(batch: &'a RecordBatch, first_row: usize) -> Result<RuleColumns<'a>, ReadError> {
         let columns = RuleColumns {
             id: column(batch, "rule_id")?,
             version: column(batch, "version")?,
@@ -535,13 +536,15 @@ impl<'a> RuleColumns<'a> {
             ("author", columns.author),
             ("updated_at", columns.updated_at),
         ];
-        match required
-            .into_iter()
-            .find(|(_, array)| array.null_count() > 0)
-        {
-            Some((name, _)) => Err(ReadError::Null { column: name }),
-            None => Ok(columns),
+        for (column, array) in required {
+            if let Some(row) = (0..array.len()).find(|&row| array.is_null(row)) {
+                return Err(ReadError::Null {
+                    row: first_row + row,
+                    column,
+                });
+            }
         }
+        Ok(columns)
     }
 
     /// The rule version in `row`, the file's row `row_in_file`.
