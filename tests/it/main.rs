@@ -6,6 +6,7 @@
 mod common;
 
 mod cli_db;
+mod cli_settings;
 mod crawl;
 mod demo;
 mod events;
