@@ -79,7 +79,8 @@ fn report_error(error: &ReportError) -> u8 {
     match error {
         ReportError::UnknownReport { .. }
         | ReportError::Params { .. }
-        | ReportError::ReadOnly(_) => USAGE,
+        | ReportError::ReadOnly(_)
+        | ReportError::Setting { .. } => USAGE,
         ReportError::Query(error) => match error.find_root() {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)

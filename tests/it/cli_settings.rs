@@ -216,3 +216,23 @@ fn missing_advisory_db_exits_3() {
     assert_eq!(import.code, 0, "{}", import.stderr);
     assert!(work.path().join("no-db-here").is_dir());
 }
+
+#[test]
+fn a_bad_datafusion_setting_exits_2_naming_the_variable() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("warehouse")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["sql", "SELECT 1", "--warehouse", "warehouse"])
+        .current_dir(work.path())
+        .env_remove("VIGIL_CONFIG")
+        .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "notanumber")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("DATAFUSION_EXECUTION_TARGET_PARTITIONS"),
+        "{stderr}"
+    );
+}
