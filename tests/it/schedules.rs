@@ -225,45 +225,14 @@ fn the_daemon_fires_schedules_scans_pushes_and_stops_on_sigterm() {
     )];
     // The daemon must know the registry and the registry the daemon: reserve a free port for the
     // registry, start the daemon (it prints its own free port), then the registry on the reserved port.
-    let registry_port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let registry_port = free_port();
     let config = write(
         work.path(),
         &format!("http://127.0.0.1:{registry_port}"),
         &schedules,
     );
-    let daemon = Background::start(
-        &[
-            "daemon",
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--token-env",
-            "HOOK",
-        ],
-        &[("HOOK", "t0ken")],
-    );
-    let registry_holder = Registry::start_configured_on(
-        registry_port,
-        &format!(
-            "notifications:\n  endpoints:\n    - name: vigil\n      url: http://{}/events/prod/main\n      headers:\n        Authorization: [\"Bearer t0ken\"]\n      timeout: 2s\n      threshold: 10\n      backoff: 100ms\n",
-            daemon.addr
-        ),
-    );
-    let layout = work.path().join("layout");
-    build_demo(&layout, &|repository, tag| {
-        format!("{}--{tag}", repository.replace('/', "_"))
-    });
-    skopeo_push(
-        &layout,
-        "apps_python-web--1.4",
-        &format!("{}/apps/python-web:1.4", registry_holder.host()),
-        &[],
-        None,
-    );
+    let (daemon, registry) = daemon_notified_by(&config, registry_port, "prod/main");
+    push_python_web(work.path(), &registry);
 
     // The push is scanned within seconds, by the push path (the schedule takes no new images).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -314,10 +283,7 @@ fn the_daemon_fires_schedules_scans_pushes_and_stops_on_sigterm() {
 #[test]
 fn a_push_is_scanned_under_the_subscription_whose_registry_sent_it() {
     let work = tempfile::tempdir().unwrap();
-    let registry_port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let registry_port = free_port();
     let url = format!("http://127.0.0.1:{registry_port}");
     let config = write(work.path(), &url, &[]);
     // A second subscription whose registry is the same host, configured after the first.
@@ -326,36 +292,8 @@ fn a_push_is_scanned_under_the_subscription_whose_registry_sent_it() {
         "\n[[subscription]]\nid = \"staging\"\n[[subscription.registry]]\nname = \"shared\"\nurl = \"{url}\"\ninsecure_http = true\n"
     ));
     std::fs::write(&config, text).unwrap();
-    let daemon = Background::start(
-        &[
-            "daemon",
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--token-env",
-            "HOOK",
-        ],
-        &[("HOOK", "t0ken")],
-    );
-    let registry = Registry::start_configured_on(
-        registry_port,
-        &format!(
-            "notifications:\n  endpoints:\n    - name: vigil\n      url: http://{}/events/staging/shared\n      headers:\n        Authorization: [\"Bearer t0ken\"]\n      timeout: 2s\n      threshold: 10\n      backoff: 100ms\n",
-            daemon.addr
-        ),
-    );
-    let layout = work.path().join("layout");
-    build_demo(&layout, &|repository, tag| {
-        format!("{}--{tag}", repository.replace('/', "_"))
-    });
-    skopeo_push(
-        &layout,
-        "apps_python-web--1.4",
-        &format!("{}/apps/python-web:1.4", registry.host()),
-        &[],
-        None,
-    );
+    let (daemon, registry) = daemon_notified_by(&config, registry_port, "staging/shared");
+    push_python_web(work.path(), &registry);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while count(&config, "SELECT count(*) AS n FROM images") == 0 {
@@ -383,4 +321,50 @@ fn a_push_is_scanned_under_the_subscription_whose_registry_sent_it() {
         "nothing filed under the other subscription on the same host"
     );
     assert_eq!(daemon.terminate(), Some(0));
+}
+
+/// A free loopback port to give a server that starts later.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+/// `vigil daemon` receiving webhooks, and a registry on `registry_port` that posts its events to the
+/// daemon's `/events/{events_path}`: the daemon must know the registry and the registry the daemon, so the
+/// registry's port is reserved first, the daemon prints its own, then the registry starts.
+fn daemon_notified_by(
+    config: &str,
+    registry_port: u16,
+    events_path: &str,
+) -> (Background, Registry) {
+    let daemon = Background::start(
+        &[
+            "daemon",
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--token-env",
+            "HOOK",
+        ],
+        &[("HOOK", "t0ken")],
+    );
+    let url = format!("http://{}/events/{events_path}", daemon.addr);
+    let registry = Registry::start_notifying_on(registry_port, &url, "t0ken");
+    (daemon, registry)
+}
+
+/// Pushes the demo's python-web image to `registry` as `apps/python-web:1.4`.
+fn push_python_web(work: &Path, registry: &Registry) {
+    let layout = work.join("layout");
+    build_demo(&layout, &|repository, tag| {
+        format!("{}--{tag}", repository.replace('/', "_"))
+    });
+    skopeo_push(
+        &layout,
+        "apps_python-web--1.4",
+        &format!("{}/apps/python-web:1.4", registry.host()),
+        &[],
+        None,
+    );
 }

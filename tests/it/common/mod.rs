@@ -98,10 +98,16 @@ impl Registry {
 
     /// A registry that posts its notification events to `url` with `Authorization: Bearer token`.
     pub fn start_notifying(url: &str, token: &str) -> Registry {
+        Registry::start_notifying_on(0, url, token)
+    }
+
+    /// The same on a port the caller reserved (0: a free one), for a receiver that must know the
+    /// registry's address before the registry starts.
+    pub fn start_notifying_on(port: u16, url: &str, token: &str) -> Registry {
         let extra = format!(
             "notifications:\n  endpoints:\n    - name: vigil\n      url: {url}\n      headers:\n        Authorization: [\"Bearer {token}\"]\n      timeout: 2s\n      threshold: 10\n      backoff: 100ms\n"
         );
-        Registry::start_configured(None, &extra)
+        Registry::start_full(None, &extra, port)
     }
 
     /// A registry on a given port (one the caller reserved), with extra configuration.
