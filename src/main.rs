@@ -50,10 +50,24 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::from(commands::failure::exit_code(&err))
         }
     }
+}
+
+/// The error and its causes on one line. Many stage errors already write their cause into their own
+/// message (`cannot read config F: <io error>`), so a cause whose text is already there is not repeated.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_logging(args: &LoggingArgs) {

@@ -236,3 +236,24 @@ fn a_bad_datafusion_setting_exits_2_naming_the_variable() {
         "{stderr}"
     );
 }
+
+/// Regression: errors that write their cause into their own message were printed with the cause again
+/// (`cannot read config F: No such file or directory (os error 2): No such file or directory (os error 2)`).
+#[test]
+fn an_error_names_its_cause_once() {
+    let work = tempfile::tempdir().unwrap();
+    let missing = work.path().join("absent.toml");
+    let run = vigil(
+        work.path(),
+        &["scan", "--config", missing.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot read config"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
