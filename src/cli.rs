@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{CONFIG_ENV, DEFAULT_CONFIG_FILE};
+use crate::warehouse::Shard;
 
 /// Vigil keeps watch over OCI container registries.
 #[derive(Debug, Parser)]
@@ -59,6 +60,8 @@ pub enum Command {
     /// Scan the bundled example images with the bundled advisory sample into ./vigil-demo and print the
     /// recommendation.
     Demo(DemoArgs),
+    /// Commit a sharded run by hand once every shard has written its manifest (safe to repeat).
+    Commit(CommitArgs),
     /// Run a named report from queries/ (without NAME: list the reports and their parameters).
     Report(ReportArgs),
     /// Run read-only SQL over the warehouse tables and views.
@@ -90,6 +93,35 @@ pub struct RunArgs {
     /// When another run of the same registries is under way, wait for it instead of skipping.
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+}
+
+/// One of several workers of a run, e.g. a Kubernetes indexed Job: `--shard $JOB_COMPLETION_INDEX/4
+/// --run-id $RUN`. Every worker scans the repositories whose stable hash falls to it; the last to finish
+/// commits the run.
+#[derive(Debug, Clone, Args)]
+pub struct ShardArgs {
+    /// This worker's share, INDEX/COUNT with INDEX from 0 (needs --run-id).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, requires = "run_id")]
+    pub shard: Option<Shard>,
+    /// The run's id, the same for every worker of the run and new for each run (1 to 128 of A-Z a-z 0-9
+    /// - _ .). A worker rerun with the same id replaces its own earlier work.
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    Shard::parse(text)
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The run to commit.
+    #[arg(long)]
+    pub run_id: String,
+    #[command(flatten)]
+    pub location: WarehouseLocation,
 }
 
 #[derive(Debug, Args)]
@@ -164,9 +196,9 @@ pub struct WarehouseLocation {
     /// The configuration file (optional here: without one the defaults apply).
     #[arg(long, short, env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
-    /// The warehouse directory; overrides the configuration.
+    /// The warehouse: a folder, az://container/prefix or s3://bucket/prefix; overrides the configuration.
     #[arg(long)]
-    pub warehouse: Option<PathBuf>,
+    pub warehouse: Option<String>,
 }
 
 /// Formats for query results.
@@ -187,6 +219,8 @@ pub struct ScanArgs {
     /// Allow plain HTTP to a named image's registry when it is not in the configuration.
     #[arg(long)]
     pub insecure_http: bool,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 #[derive(Debug, Args)]

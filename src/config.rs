@@ -3,11 +3,13 @@
 //! Unknown fields are rejected with the line named. Secrets never live in the file: it names environment
 //! variables or a docker `config.json`, and [`Secret`] keeps their values out of logs and errors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::warehouse::{Location, Warehouse, WarehouseError};
 
 /// Why the configuration cannot be used. All of these end the run with exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +162,10 @@ pub const CONFIG_ENV: &str = "VIGIL_CONFIG";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
-    pub warehouse: PathBuf,
+    /// A folder, `az://container/prefix` or `s3://bucket/prefix`.
+    pub warehouse: String,
+    /// Non-secret settings of an object-store warehouse, under `object_store`'s names.
+    pub warehouse_options: BTreeMap<String, String>,
     pub advisory_db: PathBuf,
     pub schedules: PathBuf,
     /// Where per-layer inventories are cached between runs.
@@ -176,7 +181,8 @@ impl Default for ConfigFile {
     /// The settings of a command run without a configuration file.
     fn default() -> ConfigFile {
         ConfigFile {
-            warehouse: PathBuf::from("./vigil-data/warehouse"),
+            warehouse: "./vigil-data/warehouse".to_string(),
+            warehouse_options: BTreeMap::new(),
             advisory_db: PathBuf::from("./vigil-data/db"),
             schedules: PathBuf::from("./schedules"),
             cache: PathBuf::from("./vigil-data/cache"),
@@ -312,7 +318,8 @@ impl Default for RetryConfig {
 pub struct Settings {
     /// The configuration file read; `None` when a command ran on the defaults.
     pub config_path: Option<PathBuf>,
-    pub warehouse: PathBuf,
+    pub warehouse: Location,
+    pub warehouse_options: BTreeMap<String, String>,
     pub advisory_db: PathBuf,
     pub schedules: PathBuf,
     pub cache: PathBuf,
@@ -435,7 +442,8 @@ pub enum ConfigChoice {
 /// Paths are taken as given, relative to the working directory.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    pub warehouse: Option<PathBuf>,
+    /// A folder or an `az://` or `s3://` URL.
+    pub warehouse: Option<String>,
     pub advisory_db: Option<PathBuf>,
     pub cache: Option<PathBuf>,
     pub advisory_source: Option<String>,
@@ -444,6 +452,11 @@ pub struct Overrides {
 }
 
 impl Settings {
+    /// The warehouse these settings name, opened (nothing is read yet).
+    pub fn open_warehouse(&self) -> Result<Warehouse, WarehouseError> {
+        Warehouse::open(&self.warehouse, &self.warehouse_options)
+    }
+
     /// The settings a command runs with: the command line's [`Overrides`] over the configuration file
     /// `choice` names (or the defaults) — the one place the layers are merged. `env` looks up
     /// environment variables for credentials (a parameter so tests need not mutate the process
@@ -472,7 +485,7 @@ impl Settings {
             advisory_ecosystems,
         } = overrides;
         if let Some(warehouse) = warehouse {
-            self.warehouse = warehouse;
+            self.warehouse = Location::parse(&warehouse);
         }
         if let Some(advisory_db) = advisory_db {
             self.advisory_db = advisory_db;
@@ -566,7 +579,8 @@ fn resolve(
     }
     Ok(Settings {
         config_path: config_path.map(Path::to_path_buf),
-        warehouse: absolute(base, &file.warehouse),
+        warehouse: Location::parse(&file.warehouse).resolved(base),
+        warehouse_options: file.warehouse_options,
         advisory_db: absolute(base, &file.advisory_db),
         schedules: absolute(base, &file.schedules),
         cache: absolute(base, &file.cache),
@@ -882,7 +896,7 @@ url = "oci:layouts/demo"
         let settings = parse(text, &env).unwrap();
         assert_eq!(
             settings.warehouse,
-            Path::new("/etc/vigil/./vigil-data/warehouse")
+            Location::Local("/etc/vigil/./vigil-data/warehouse".into())
         );
         assert_eq!(settings.advisory_db, Path::new("/var/lib/vigil/db"));
         let main = &settings.subscriptions[0].registries[0];
@@ -912,7 +926,10 @@ url = "oci:layouts/demo"
         let defaults =
             Settings::resolve(ConfigChoice::Optional(None), Overrides::default(), &no_env).unwrap();
         assert_eq!(defaults.config_path, None);
-        assert_eq!(defaults.warehouse, Path::new("./vigil-data/warehouse"));
+        assert_eq!(
+            defaults.warehouse,
+            Location::Local("./vigil-data/warehouse".into())
+        );
         assert_eq!(defaults.advisory_db, Path::new("./vigil-data/db"));
         assert_eq!(defaults.cache, Path::new("./vigil-data/cache"));
         assert_eq!(defaults.advisory_source, DEFAULT_ADVISORY_SOURCE);
@@ -935,7 +952,7 @@ url = "oci:layouts/demo"
         )
         .unwrap();
         assert_eq!(file.config_path.as_deref(), Some(path.as_path()));
-        assert_eq!(file.warehouse, dir.path().join("w"));
+        assert_eq!(file.warehouse, Location::Local(dir.path().join("w")));
         assert_eq!(file.advisory_db, dir.path().join("d"));
         assert_eq!(file.cache, dir.path().join("./vigil-data/cache"));
         assert_eq!(file.advisory_ecosystems, ["Debian"]);
@@ -943,14 +960,14 @@ url = "oci:layouts/demo"
         let overridden = Settings::resolve(
             ConfigChoice::Required(path),
             Overrides {
-                warehouse: Some(PathBuf::from("elsewhere")),
+                warehouse: Some("elsewhere".into()),
                 advisory_ecosystems: vec!["Alpine".into()],
                 ..Overrides::default()
             },
             &no_env,
         )
         .unwrap();
-        assert_eq!(overridden.warehouse, Path::new("elsewhere"));
+        assert_eq!(overridden.warehouse, Location::Local("elsewhere".into()));
         assert_eq!(overridden.advisory_db, dir.path().join("d"));
         assert_eq!(overridden.advisory_ecosystems, ["Alpine"]);
 

@@ -58,7 +58,7 @@ async fn run_job(settings: &Settings, job: &Job) {
             "run committed"
         ),
         Ok(LockedRun::Skipped { lock }) => {
-            tracing::warn!(schedule = %job.name, lock = %lock.display(), "skipped: already running")
+            tracing::warn!(schedule = %job.name, lock = %lock, "skipped: already running")
         }
         Err(err) => tracing::error!(schedule = %job.name, %err, "run failed"),
     }
@@ -82,12 +82,10 @@ async fn scan_pushes(settings: &Settings, pushes: Vec<PushedImage>) {
         .map(|p| format!("{}/{}", p.subscription, p.registry))
         .collect();
     let options = ScanOptions {
-        images: Vec::new(),
         pushed: pushes,
-        insecure_http: false,
-        registries: None,
         policy: Some(Policy::default()),
         schedule: Some("push".into()),
+        ..ScanOptions::default()
     };
     let scope: Vec<String> = scope.into_iter().collect();
     // Wait for a scheduled run of the same registries rather than drop the pushes.

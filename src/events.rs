@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Settings;
 use crate::registry::USER_AGENT_PRODUCT;
-use crate::warehouse::{read, write_activity, ActivityRow, WarehouseError};
+use crate::warehouse::{read, write_activity, ActivityRow, Warehouse, WarehouseError};
 
 /// The media type of a notification envelope.
 pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
@@ -225,10 +225,11 @@ pub async fn import(
             }
         }
     }
-    let mut seen = read::activity_event_ids(&settings.warehouse, subscription, registry)?;
+    let warehouse = settings.open_warehouse()?;
+    let mut seen = read::activity_event_ids(&warehouse, subscription, registry).await?;
     let fresh = dedupe(rows, &mut seen, &mut tally);
     tally.stored = fresh.len() as u64;
-    write_activity(&settings.warehouse, subscription, registry, &fresh)?;
+    write_activity(&warehouse, subscription, registry, &fresh).await?;
     Ok(tally)
 }
 
@@ -248,6 +249,7 @@ pub type PushHook = Box<dyn Fn(PushedImage) + Send + Sync>;
 /// The receiver's state: where to write, the token, and the ids seen per registry.
 struct Receiver {
     settings: Settings,
+    warehouse: Warehouse,
     token: String,
     seen: Mutex<std::collections::HashMap<(String, String), HashSet<String>>>,
     on_push: Option<PushHook>,
@@ -415,7 +417,7 @@ async fn store(
     let key = (subscription.to_string(), registry.to_string());
     let mut seen = receiver.seen.lock().await;
     if !seen.contains_key(&key) {
-        match read::activity_event_ids(&receiver.settings.warehouse, subscription, registry) {
+        match read::activity_event_ids(&receiver.warehouse, subscription, registry).await {
             Ok(ids) => {
                 seen.insert(key.clone(), ids);
             }
@@ -430,12 +432,9 @@ async fn store(
     }
     let ids = seen.get_mut(&key).expect("inserted above");
     let fresh = dedupe(rows, ids, tally);
-    let root = receiver.settings.warehouse.clone();
     let (sub, reg) = key;
-    let to_write = fresh.clone();
-    let written =
-        tokio::task::spawn_blocking(move || write_activity(&root, &sub, &reg, &to_write)).await;
-    if !matches!(written, Ok(Ok(_))) {
+    let written = write_activity(&receiver.warehouse, &sub, &reg, &fresh).await;
+    if written.is_err() {
         // Forget the ids so the registry's retry is stored.
         for row in &fresh {
             ids.remove(&row.event_id);
@@ -483,10 +482,12 @@ impl Server {
         on_push: Option<PushHook>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<Server> {
+        let warehouse = settings.open_warehouse().map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let receiver = Arc::new(Receiver {
             settings,
+            warehouse,
             token,
             seen: Mutex::new(Default::default()),
             on_push,

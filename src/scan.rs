@@ -21,14 +21,15 @@ use crate::registry::{crawl_registry, ImageRecord, Source};
 use crate::select::{self, History, ImageKey, Policy, StoredImage};
 use crate::vulndb::Database;
 use crate::warehouse::{
-    self, Carried, CommitInfo, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError,
+    self, Carried, CommitInfo, CrawledRegistry, RunRecord, ScanRun, ScannedImage, Selection,
+    Shard, Warehouse, WarehouseError,
 };
 
 /// Images inventoried and matched at once.
 const IMAGE_CONCURRENCY: usize = 8;
 
 /// What to scan and how.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ScanOptions {
     /// Images named on the command line; with `pushed` empty too, every configured registry is crawled.
     pub images: Vec<String>,
@@ -43,12 +44,33 @@ pub struct ScanOptions {
     pub policy: Option<Policy>,
     /// The schedule that started the run, recorded in `scans`.
     pub schedule: Option<String>,
+    /// Which share of the repositories this process scans (`Shard::WHOLE` when it is alone).
+    pub shard: Shard,
+    /// The run this process joins; every shard of a run names the same id. `None` starts a run of its own.
+    pub run_id: Option<String>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> ScanOptions {
+        ScanOptions {
+            images: Vec::new(),
+            pushed: Vec::new(),
+            insecure_http: false,
+            registries: None,
+            policy: None,
+            schedule: None,
+            shard: Shard::WHOLE,
+            run_id: None,
+        }
+    }
 }
 
 /// What a scan did.
 #[derive(Debug)]
 pub struct ScanOutcome {
     pub scan_id: String,
+    pub run_id: String,
+    pub shard: Shard,
     pub commit: CommitInfo,
     pub images_seen: u64,
     pub images_scanned: u64,
@@ -69,10 +91,12 @@ pub enum ScanError {
     Cache(#[from] layer::CacheError),
     #[error("warehouse commit failed: {0}")]
     Commit(#[from] WarehouseError),
-    #[error("warehouse commit task failed: {0}")]
-    Task(String),
+    #[error("cannot take the run lock: {0}")]
+    Lock(#[source] WarehouseError),
     #[error("cannot read what the warehouse holds: {0}")]
     History(#[source] WarehouseError),
+    #[error("cannot start the run: {0}")]
+    Join(#[source] WarehouseError),
 }
 
 /// Reports progress to whoever drives the scan (a progress bar on a terminal, nothing otherwise).
@@ -113,8 +137,17 @@ pub async fn scan(
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<ScanOutcome, ScanError> {
-    let started_at = Utc::now();
-    let scan_id = warehouse::new_scan_id(started_at);
+    let store = settings.open_warehouse().map_err(ScanError::Join)?;
+    // Every shard of a run takes its scan id and start time from the run's record.
+    let record = warehouse::commit::join_run(
+        &store,
+        options.run_id.as_deref(),
+        options.shard.count,
+        Utc::now(),
+    )
+    .await
+    .map_err(ScanError::Join)?;
+    let (scan_id, started_at) = (record.scan_id.clone(), record.started_at);
     let inventorier = Inventorier::new(Some(&settings.cache))?;
 
     let Gathered {
@@ -128,7 +161,7 @@ pub async fn scan(
     let images_seen = candidates.len() as u64;
 
     // What the warehouse holds decides the selection, and its activity gives push and pull times.
-    let history = select::load_history(&settings.warehouse)
+    let history = select::load_history(&store)
         .await
         .map_err(ScanError::History)?;
     let (plan, deferred) = plan(
@@ -137,7 +170,7 @@ pub async fn scan(
         options.policy.as_ref(),
         started_at,
     );
-    let stored = load_stored_packages(settings, &plan).await?;
+    let stored = load_stored_packages(&store, &plan).await?;
     progress.images(
         plan.iter()
             .filter(|p| p.selection != Selection::Carried)
@@ -173,8 +206,8 @@ pub async fn scan(
             scanned,
         },
     );
-    let outcome_base = summarize(&run);
-    let commit = commit(settings, run).await?;
+    let outcome_base = summarize(&run, &record, options.shard);
+    let commit = warehouse::commit::commit_shard(&store, &record, options.shard, &run).await?;
     let stats = &inventorier.stats;
     Ok(ScanOutcome {
         commit,
@@ -207,7 +240,7 @@ async fn gather(settings: &Settings, options: &ScanOptions) -> Gathered {
                 scope.contains(&(registry.subscription.clone(), registry.name.clone()))
             });
             if in_scope {
-                crawl_into(Arc::new(registry.clone()), &mut gathered).await;
+                crawl_into(Arc::new(registry.clone()), options.shard, &mut gathered).await;
             }
         }
         return gathered;
@@ -224,6 +257,11 @@ async fn gather(settings: &Settings, options: &ScanOptions) -> Gathered {
         );
         gathered.add(&name, found);
     }
+    // A shard scans only its repositories' images, whoever named them.
+    let shard = options.shard;
+    gathered.records.retain(|(registry, record)| {
+        shard.owns(&registry.subscription, &registry.name, &record.repository)
+    });
     gathered
 }
 
@@ -245,8 +283,8 @@ impl Gathered {
 }
 
 /// Crawls one registry into `gathered`.
-async fn crawl_into(registry: Arc<RegistrySettings>, gathered: &mut Gathered) {
-    let report = crawl_registry(registry.clone()).await;
+async fn crawl_into(registry: Arc<RegistrySettings>, shard: Shard, gathered: &mut Gathered) {
+    let report = crawl_registry(registry.clone(), shard).await;
     for failure in &report.failures {
         gathered.failed_targets += 1;
         gathered.errors.push(describe_failure(
@@ -317,7 +355,7 @@ fn scannable(candidates: Vec<Candidate>) -> Vec<Candidate> {
 
 /// Step 3: the stored packages of the images re-matched from the warehouse.
 async fn load_stored_packages(
-    settings: &Settings,
+    store: &Warehouse,
     plan: &[Planned],
 ) -> Result<HashMap<ImageKey, Vec<Package>>, ScanError> {
     let rematch: Vec<(ImageKey, String)> = plan
@@ -330,7 +368,7 @@ async fn load_stored_packages(
             ))
         })
         .collect();
-    select::stored_packages(&settings.warehouse, &rematch)
+    select::stored_packages(store, &rematch)
         .await
         .map_err(ScanError::History)
 }
@@ -480,13 +518,15 @@ fn assemble_run(
 }
 
 /// What the outcome reports of a run (the commit and layer counts are filled in after the commit).
-fn summarize(run: &ScanRun) -> ScanOutcome {
+fn summarize(run: &ScanRun, record: &RunRecord, shard: Shard) -> ScanOutcome {
     let mut selected = BTreeMap::new();
     for image in &run.images {
         *selected.entry(image.selection.as_str()).or_insert(0) += 1;
     }
     ScanOutcome {
         scan_id: run.scan_id.clone(),
+        run_id: record.run_id.clone(),
+        shard,
         commit: CommitInfo::default(),
         images_seen: run.images_seen,
         images_scanned: run.images_scanned,
@@ -498,15 +538,6 @@ fn summarize(run: &ScanRun) -> ScanOutcome {
         selected,
         deferred: run.deferred,
     }
-}
-
-/// Step 7: commit the run to the warehouse (blocking file I/O, off the async threads).
-async fn commit(settings: &Settings, run: ScanRun) -> Result<CommitInfo, ScanError> {
-    let root = settings.warehouse.clone();
-    tokio::task::spawn_blocking(move || warehouse::commit(&root, &run))
-        .await
-        .map_err(|e| ScanError::Task(e.to_string()))?
-        .map_err(ScanError::Commit)
 }
 
 /// One candidate with why it is looked at and what the warehouse knows of it.
@@ -780,7 +811,7 @@ pub enum LockedRun {
     Done(Box<ScanOutcome>),
     /// Another run of the same scope holds the lock.
     Skipped {
-        lock: std::path::PathBuf,
+        lock: String,
     },
 }
 
@@ -794,17 +825,21 @@ pub async fn scan_locked(
     wait: bool,
     progress: &dyn Progress,
 ) -> Result<LockedRun, ScanError> {
-    let root = settings.warehouse.clone();
-    let keys = scope.to_vec();
-    let lock = tokio::task::spawn_blocking(move || warehouse::RunLock::acquire(&root, &keys, wait))
+    let store = settings.open_warehouse().map_err(ScanError::Join)?;
+    // Shards of one run work side by side: each holds the lock of its own share.
+    let mut keys = scope.to_vec();
+    if options.shard.count > 1 {
+        keys.push(format!("shard {}/{}", options.shard.index, options.shard.count));
+    }
+    let lock = warehouse::RunLock::acquire(&store, &keys, wait)
         .await
-        .map_err(|e| ScanError::Task(e.to_string()))??;
+        .map_err(ScanError::Lock)?;
     let Some(lock) = lock else {
-        let lock = warehouse::RunLock::path_for(&settings.warehouse, scope);
+        let lock = warehouse::RunLock::describe(&store, &keys);
         return Ok(LockedRun::Skipped { lock });
     };
     let outcome = scan(settings, db, options, progress).await;
-    drop(lock);
+    lock.release().await;
     Ok(LockedRun::Done(Box::new(outcome?)))
 }
 

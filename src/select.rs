@@ -4,13 +4,12 @@
 //! through the warehouse's read API ([`crate::warehouse::read`]).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::Package;
 use crate::warehouse::read::{self, LastActivity};
-use crate::warehouse::WarehouseError;
+use crate::warehouse::{Warehouse, WarehouseError};
 
 pub use crate::warehouse::read::{ActivityKey, ImageKey, StoredImage};
 
@@ -49,10 +48,9 @@ pub struct History {
 }
 
 /// Reads the newest row of every image ever scanned, and the registry activity.
-pub async fn load_history(root: &Path) -> Result<History, WarehouseError> {
-    // A few small files per registry and scan: read in place rather than on a blocking thread.
-    let previous = read::newest_images(root)?;
-    let LastActivity { pulls, pushes } = read::last_activity(root)?;
+pub async fn load_history(warehouse: &Warehouse) -> Result<History, WarehouseError> {
+    let previous = read::newest_images(warehouse).await?;
+    let LastActivity { pulls, pushes } = read::last_activity(warehouse).await?;
     Ok(History {
         previous,
         pulls,
@@ -62,8 +60,8 @@ pub async fn load_history(root: &Path) -> Result<History, WarehouseError> {
 
 /// The stored packages of the given images, from the scans that inventoried them.
 pub async fn stored_packages(
-    root: &Path,
+    warehouse: &Warehouse,
     wanted: &[(ImageKey, String)],
 ) -> Result<HashMap<ImageKey, Vec<Package>>, WarehouseError> {
-    read::stored_packages(root, wanted)
+    read::stored_packages(warehouse, wanted).await
 }

@@ -1,8 +1,10 @@
 //! Command layer: the exit code of a command that ended with an error, chosen by the error's kind.
 //!
 //! The codes (also in `main.rs` and the README): 0 all well; 1 some registries or images failed (listed on
-//! stderr); 2 bad configuration or usage; 3 Vigil could not do its job for another reason (the warehouse
-//! could not be read or committed, the advisory DB is missing or unreadable, an I/O error).
+//! stderr), or a sharded run is not committed yet; 2 bad configuration or usage (a warehouse URL, option,
+//! container, bucket or credentials that do not work included); 3 Vigil could not do its job for another
+//! reason (the warehouse could not be read or committed, the advisory DB is missing or unreadable, an I/O
+//! error).
 
 use datafusion::error::DataFusionError;
 use vigil::config::ConfigError;
@@ -13,6 +15,7 @@ use vigil::report::rules::RuleError;
 use vigil::report::ReportError;
 use vigil::scan::ScanError;
 use vigil::schedule::ScheduleError;
+use vigil::warehouse::WarehouseError;
 
 /// Some registries or images failed; the rest was done.
 pub const PARTIAL: u8 = 1;
@@ -30,6 +33,15 @@ pub struct UsageError(pub String);
 /// The exit code for an error that ended a command: the first cause in the chain whose kind is known
 /// decides; an error of no known kind is a failure to do the job (3), not a usage error.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    // A warehouse named wrongly or unreachable with the credentials given is configuration, whichever
+    // stage met it.
+    if error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<WarehouseError>())
+        .any(WarehouseError::is_configuration)
+    {
+        return USAGE;
+    }
     error
         .chain()
         .find_map(|cause| {

@@ -1,17 +1,17 @@
 //! `vigil report`, `vigil sql` and `vigil rules`: questions answered from the warehouse.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use vigil::cli::{ReportArgs, RuleFields, RulesCommand, SqlArgs, TableFormat, WarehouseLocation};
 use vigil::report::{self, rules, OutputFormat};
+use vigil::warehouse::Warehouse;
 
 use super::output::write_table;
 
-fn warehouse(location: &WarehouseLocation) -> anyhow::Result<PathBuf> {
-    Ok(super::warehouse_settings(location)?.warehouse)
+fn warehouse(location: &WarehouseLocation) -> anyhow::Result<Warehouse> {
+    Ok(super::warehouse_settings(location)?.open_warehouse()?)
 }
 
 fn output_format(format: TableFormat) -> OutputFormat {
@@ -121,7 +121,7 @@ fn patch(
     })
 }
 
-pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
+pub async fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
     match command {
         RulesCommand::Add {
             subscription,
@@ -131,7 +131,7 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
         } => {
             let root = warehouse(&location)?;
             let patch = patch(fields, Some(subscription), Some(reason), Vec::new())?;
-            print_rule(&rules::add(&root, rules::RuleSpec::from_patch(patch)?)?)?;
+            print_rule(&rules::add(&root, rules::RuleSpec::from_patch(patch)?).await?)?;
         }
         RulesCommand::List {
             subscription,
@@ -139,7 +139,7 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let root = warehouse(&location)?;
-            let list = rules::list(&root, subscription.as_deref())?;
+            let list = rules::list(&root, subscription.as_deref()).await?;
             match format {
                 TableFormat::Json => println!("{}", serde_json::to_string_pretty(&list)?),
                 TableFormat::Table | TableFormat::Csv => {
@@ -173,8 +173,8 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
         }
         RulesCommand::Show { id, location } => {
             let root = warehouse(&location)?;
-            print_rule(&rules::show(&root, &id)?)?;
-            let history = rules::history(&root, &id)?;
+            print_rule(&rules::show(&root, &id).await?)?;
+            let history = rules::history(&root, &id).await?;
             println!("history: {} versions", history.len());
             for version in &history {
                 println!(
@@ -196,7 +196,7 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
         } => {
             let root = warehouse(&location)?;
             let patch = patch(fields, subscription, reason, clear)?;
-            print_rule(&rules::update(&root, &id, patch)?)?;
+            print_rule(&rules::update(&root, &id, patch).await?)?;
         }
         RulesCommand::Delete {
             id,
@@ -204,7 +204,7 @@ pub fn run_rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
             location,
         } => {
             let root = warehouse(&location)?;
-            print_rule(&rules::delete(&root, &id, &author(who))?)?;
+            print_rule(&rules::delete(&root, &id, &author(who)).await?)?;
         }
     }
     Ok(ExitCode::SUCCESS)

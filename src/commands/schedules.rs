@@ -11,6 +11,7 @@ use vigil::config::Settings;
 use vigil::daemon::{self, Job};
 use vigil::scan::{self, LockedRun, ScanOptions};
 use vigil::schedule::{self, Schedule};
+use vigil::warehouse::Shard;
 
 use super::output::write_table;
 use super::scan::{open_db, print_outcome, Bar};
@@ -29,22 +30,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let schedule = schedule::find(&settings.schedules, &settings, &args.schedule)?;
     let db = Arc::new(open_db(&settings)?);
     let bar = Bar::new();
-    let result = scan::scan_locked(
-        &settings,
-        db,
-        &options(&schedule),
-        &schedule.scope,
-        args.wait,
-        &bar,
-    )
-    .await?;
+    let options = ScanOptions {
+        shard: args.shard.shard.unwrap_or(Shard::WHOLE),
+        run_id: args.shard.run_id,
+        ..options(&schedule)
+    };
+    let result = scan::scan_locked(&settings, db, &options, &schedule.scope, args.wait, &bar).await;
     drop(bar);
+    let result = match result {
+        Ok(result) => result,
+        Err(err) => {
+            let err = anyhow::Error::from(err);
+            return super::scan::committed_already(&err).ok_or(err);
+        }
+    };
     match result {
         LockedRun::Skipped { lock } => {
             eprintln!(
                 "skipped: already running (another run of schedule {}'s registries holds {})",
-                schedule.name,
-                lock.display()
+                schedule.name, lock
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -12,6 +12,7 @@ use super::manifest::{entry_platform, is_attestation, FetchedManifest, ManifestC
 use super::source::Source;
 use crate::config::{RegistrySettings, Settings};
 use crate::model::Digest;
+use crate::warehouse::Shard;
 
 /// One image of one platform under one tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,7 +89,7 @@ pub async fn crawl(settings: &Settings) -> CrawlReport {
     let mut report = CrawlReport::default();
     for subscription in &settings.subscriptions {
         for registry in &subscription.registries {
-            let part = crawl_registry(Arc::new(registry.clone())).await;
+            let part = crawl_registry(Arc::new(registry.clone()), Shard::WHOLE).await;
             report.images.extend(part.images);
             report.failures.extend(part.failures);
         }
@@ -96,8 +97,8 @@ pub async fn crawl(settings: &Settings) -> CrawlReport {
     report
 }
 
-/// Crawls one registry.
-pub async fn crawl_registry(settings: Arc<RegistrySettings>) -> CrawlReport {
+/// Crawls one registry, or the share of its repositories that falls to `shard`.
+pub async fn crawl_registry(settings: Arc<RegistrySettings>, shard: Shard) -> CrawlReport {
     let failure = |repository: Option<&str>, tag: Option<&str>, err: &RegistryError| CrawlFailure {
         subscription: settings.subscription.clone(),
         registry: settings.name.clone(),
@@ -127,7 +128,8 @@ pub async fn crawl_registry(settings: Arc<RegistrySettings>) -> CrawlReport {
     let per_repository = stream::iter(
         repositories
             .into_iter()
-            .filter(|r| settings_ref.wants_repository(r)),
+            .filter(|r| settings_ref.wants_repository(r))
+            .filter(|r| shard.owns(&settings_ref.subscription, &settings_ref.name, r)),
     )
     .map(|repository| async move {
         let mut part = CrawlReport::default();

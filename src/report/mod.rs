@@ -1,29 +1,24 @@
 //! Questions answered from the warehouse: a DataFusion session over its tables and views, the named
 //! reports of `queries/*.sql`, read-only SQL, and the disable rules applied at query time.
 
-mod committed;
+mod files;
 pub mod format;
 pub mod rule_sql;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::config::ConfigOptions;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 
 pub use format::{format_batches, OutputFormat};
 
-use crate::warehouse::schema::{partition_type, table_schema, Table};
-use crate::warehouse::{self, WarehouseError};
+use crate::warehouse::read::{self, PartitionFile};
+use crate::warehouse::schema::Table;
+use crate::warehouse::{Warehouse, WarehouseError};
 
 include!(concat!(env!("OUT_DIR"), "/reports.rs"));
 
@@ -35,7 +30,7 @@ pub const VIEWS_SQL: &str = include_str!("views.sql");
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("no warehouse at {0} (run `vigil scan` or `vigil demo` first, or pass --warehouse)")]
-    NoWarehouse(PathBuf),
+    NoWarehouse(String),
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
     #[error("no report named {name:?}; the reports are: {known}")]
@@ -59,8 +54,8 @@ pub enum ReportError {
 }
 
 /// The view definitions as run over the warehouse at `root` today, with its rules written in.
-pub fn view_statements(root: &Path) -> Result<Vec<String>, ReportError> {
-    let current = rules::list(root, None)?;
+pub async fn view_statements(warehouse: &Warehouse) -> Result<Vec<String>, ReportError> {
+    let current = rules::list(warehouse, None).await?;
     let in_force = rule_sql::in_force(&current, chrono::Utc::now().date_naive());
     let rule_matches = format!("({})", rule_sql::rule_predicate(&current));
     let hidden_by_rules = format!("({})", rule_sql::hidden_by(&in_force));
@@ -93,60 +88,25 @@ fn view_templates() -> Vec<String> {
         .collect()
 }
 
-fn listing_url(dir: &Path) -> Result<ListingTableUrl, ReportError> {
-    let absolute = std::path::absolute(dir).map_err(WarehouseError::io(dir))?;
-    Ok(ListingTableUrl::parse(format!("{}/", absolute.display()))?)
-}
-
-/// Registers one table's files as a listing table named `name`: explicit schema, hive partition columns.
-async fn register_files(
-    ctx: &SessionContext,
-    root: &Path,
-    table: Table,
-    name: &str,
-) -> Result<(), ReportError> {
-    let dir = root.join(table.name());
-    if !dir.is_dir() {
-        let empty = MemTable::try_new(table_schema(table), vec![vec![]])?;
-        ctx.register_table(name, Arc::new(empty))?;
-        return Ok(());
-    }
-    // The session's Parquet options (DATAFUSION_EXECUTION_PARQUET_* included), not the format's defaults.
-    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
-    let options = ListingOptions::new(Arc::new(format))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(
-            table
-                .partition_columns()
-                .iter()
-                .map(|c| (c.to_string(), partition_type()))
-                .collect(),
-        );
-    let config = ListingTableConfig::new(listing_url(&dir)?)
-        .with_listing_options(options)
-        .with_schema(table.file_schema());
-    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
-}
-
 fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// A session over the warehouse at `root`: the tables (committed scans only), the rules, and the views.
-pub async fn open_session(root: &Path) -> Result<SessionContext, ReportError> {
-    if !root.is_dir() {
-        return Err(ReportError::NoWarehouse(root.to_path_buf()));
+/// A session over the warehouse: the tables (the files of committed runs only, read from the `scans`
+/// rows first), the rules, and the views.
+pub async fn open_session(warehouse: &Warehouse) -> Result<SessionContext, ReportError> {
+    if warehouse.local_root().is_some_and(|root| !root.is_dir()) {
+        return Err(ReportError::NoWarehouse(warehouse.location().to_string()));
     }
     let config = session_config(|name| {
         std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
     })?;
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_udf(committed::committed_scan_udf(warehouse::committed_scans(
-        root,
-    )?));
-    register_tables(&ctx, root).await?;
-    for statement in view_statements(root)? {
+    let url = url::Url::parse(warehouse.store_url())
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    ctx.register_object_store(&url, warehouse.object_store());
+    register_tables(&ctx, warehouse).await?;
+    for statement in view_statements(warehouse).await? {
         ctx.sql(&statement).await?;
     }
     Ok(ctx)
@@ -189,33 +149,42 @@ fn session_config(var: impl Fn(&str) -> Option<String>) -> Result<SessionConfig,
         .with_default_catalog_and_schema("vigil", "warehouse"))
 }
 
-/// Registers every table of the warehouse: committed scans only, and `activity` without repeated events.
-async fn register_tables(ctx: &SessionContext, root: &Path) -> Result<(), ReportError> {
+/// Registers every table of the warehouse: the files committed runs name (and `_current_images`, those of
+/// the scans since each registry's newest full crawl, which `latest_images` needs), and the append-only
+/// tables as listed, `activity` without repeated events.
+async fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(), ReportError> {
+    let scans = read::committed_scans(warehouse).await?;
+    let mut files = read::scan_files(warehouse, &scans).await?;
+    files.extend(scans.iter().map(|scan| scan.marker.clone()));
+    let register = |name: &str, table: Table, files: &[PartitionFile]| {
+        let provider = files::FilesTable::new(warehouse, table, files)?;
+        ctx.register_table(name, Arc::new(provider))
+            .map(|_| ())
+    };
     for table in Table::ALL {
-        if table == Table::DisableRules {
-            register_files(ctx, root, table, table.name()).await?;
-            continue;
+        match table {
+            Table::DisableRules => {
+                register(table.name(), table, &read::partition_files(warehouse, table).await?)?;
+            }
+            Table::Activity => {
+                let listed = read::partition_files(warehouse, table).await?;
+                register("_activity_files", table, &listed)?;
+                // The same event may arrive twice (a webhook retried, a file imported again): keep the first.
+                ctx.sql(
+                    "CREATE VIEW activity AS SELECT * EXCLUDE (_first) FROM (SELECT a.*, row_number() OVER \
+                     (PARTITION BY subscription, registry, event_id ORDER BY received_at) AS _first \
+                     FROM _activity_files a) events WHERE _first = 1",
+                )
+                .await?;
+            }
+            _ => register(table.name(), table, &files)?,
         }
-        if table == Table::Activity {
-            // The same event may arrive twice (a webhook retried, a file imported again): keep the first.
-            register_files(ctx, root, table, "_activity_files").await?;
-            ctx.sql(
-                "CREATE VIEW activity AS SELECT * EXCLUDE (_first) FROM (SELECT a.*, row_number() OVER \
-                 (PARTITION BY subscription, registry, event_id ORDER BY received_at) AS _first \
-                 FROM _activity_files a) events WHERE _first = 1",
-            )
-            .await?;
-            continue;
-        }
-        // The files of scans without a commit marker are never read: the partition filter prunes them.
-        let files = format!("_{}_files", table.name());
-        register_files(ctx, root, table, &files).await?;
-        ctx.sql(&format!(
-            "CREATE VIEW {} AS SELECT * FROM {files} WHERE committed_scan(scan_id)",
-            table.name()
-        ))
-        .await?;
     }
+    register(
+        "_current_images",
+        Table::Images,
+        &read::current_files(&files, Table::Images),
+    )?;
     Ok(())
 }
 
@@ -334,7 +303,7 @@ pub fn bind_report(
 
 /// Runs one named report.
 pub async fn run_report(
-    root: &Path,
+    warehouse: &Warehouse,
     name: &str,
     params: &BTreeMap<String, String>,
 ) -> Result<Vec<RecordBatch>, ReportError> {
@@ -350,14 +319,14 @@ pub async fn run_report(
         });
     };
     let sql = bind_report(report, params)?;
-    let ctx = open_session(root).await?;
+    let ctx = open_session(warehouse).await?;
     Ok(ctx.sql(&sql).await?.collect().await?)
 }
 
 /// Runs one read-only statement (queries, SHOW, DESCRIBE, EXPLAIN); anything that would change the
 /// session or the data is refused.
-pub async fn run_sql(root: &Path, sql: &str) -> Result<Vec<RecordBatch>, ReportError> {
-    let ctx = open_session(root).await?;
+pub async fn run_sql(warehouse: &Warehouse, sql: &str) -> Result<Vec<RecordBatch>, ReportError> {
+    let ctx = open_session(warehouse).await?;
     let plan = ctx.state().create_logical_plan(sql).await?;
     SQLOptions::new()
         .with_allow_ddl(false)
@@ -414,9 +383,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_semicolon_in_a_rule_does_not_split_a_view() {
+    #[tokio::test]
+    async fn a_semicolon_in_a_rule_does_not_split_a_view() {
         let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::local(dir.path()).unwrap();
         let spec = rules::RuleSpec::from_patch(rules::RulePatch {
             subscription: Some("prod".into()),
             criteria: rules::RuleCriteria {
@@ -428,8 +398,8 @@ mod tests {
             ..rules::RulePatch::default()
         })
         .unwrap();
-        rules::add(dir.path(), spec).unwrap();
-        let statements = view_statements(dir.path()).unwrap();
+        rules::add(&warehouse, spec).await.unwrap();
+        let statements = view_statements(&warehouse).await.unwrap();
         assert_eq!(statements.len(), view_templates().len());
         assert!(
             statements.iter().all(|s| s.starts_with("CREATE")),

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::array::{
     Array, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::DataType;
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::matcher::Severity;
 use crate::warehouse::schema::Table;
 use crate::warehouse::write::RuleChange;
-use crate::warehouse::{write_rule_change, WarehouseError};
+use crate::warehouse::{read, write_rule_change, Warehouse, WarehouseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
@@ -37,8 +37,8 @@ pub enum RuleError {
 /// Such a row is an error rather than a guess, so a damaged file never silently hides or shows findings.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+    #[error("listed but gone when read")]
+    Vanished,
     #[error(transparent)]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error(transparent)]
@@ -370,8 +370,8 @@ fn validate(spec: &RuleSpec) -> Result<(), RuleError> {
     Ok(())
 }
 
-fn store(
-    root: &Path,
+async fn store(
+    warehouse: &Warehouse,
     id: &str,
     version: i64,
     op: RuleOp,
@@ -382,7 +382,7 @@ fn store(
     let like = criteria.repository.as_deref().map(glob_to_like);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     write_rule_change(
-        root,
+        warehouse,
         &RuleChange {
             rule_id: id,
             version,
@@ -402,7 +402,8 @@ fn store(
             author: &spec.author,
             updated_at,
         },
-    )?;
+    )
+    .await?;
     Ok(Rule {
         id: id.to_string(),
         version,
@@ -413,17 +414,25 @@ fn store(
 }
 
 /// Adds a rule; it applies from the next query on.
-pub fn add(root: &Path, spec: RuleSpec) -> Result<Rule, RuleError> {
+pub async fn add(warehouse: &Warehouse, spec: RuleSpec) -> Result<Rule, RuleError> {
     validate(&spec)?;
     let id = format!("rule-{:08x}", rand::random::<u32>());
-    store(root, &id, 1, RuleOp::Add, &spec)
+    store(warehouse, &id, 1, RuleOp::Add, &spec).await
 }
 
 /// Every version of every rule, oldest first within a rule.
-fn read_all(root: &Path) -> Result<BTreeMap<String, Vec<Rule>>, RuleError> {
+async fn read_all(warehouse: &Warehouse) -> Result<BTreeMap<String, Vec<Rule>>, RuleError> {
     let mut rules: BTreeMap<String, Vec<Rule>> = BTreeMap::new();
-    for path in rule_files(root)? {
-        let file_rules = read_file(&path).map_err(|source| RuleError::Read { path, source })?;
+    // An unreadable file may be a rule: it is an error, never skipped.
+    for file in read::partition_files(warehouse, Table::DisableRules).await? {
+        let bytes = warehouse.get(&file.key).await?.ok_or_else(|| RuleError::Read {
+            path: file.path.clone(),
+            source: ReadError::Vanished,
+        })?;
+        let file_rules = read_file(bytes).map_err(|source| RuleError::Read {
+            path: file.path.clone(),
+            source,
+        })?;
         for rule in file_rules {
             rules.entry(rule.id.clone()).or_default().push(rule);
         }
@@ -434,28 +443,9 @@ fn read_all(root: &Path) -> Result<BTreeMap<String, Vec<Rule>>, RuleError> {
     Ok(rules)
 }
 
-/// The Parquet files of `disable_rules` (none when the table has no folder yet).
-fn rule_files(root: &Path) -> Result<Vec<PathBuf>, RuleError> {
-    let dir = root.join(Table::DisableRules.name());
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(WarehouseError::io(&dir)(err).into()),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        // An entry that cannot be listed may be a rule: skipping it would drop that rule unseen.
-        let path = entry.map_err(WarehouseError::io(&dir))?.path();
-        if path.extension().is_some_and(|e| e == "parquet") {
-            files.push(path);
-        }
-    }
-    Ok(files)
-}
-
 /// The rule versions of one file.
-fn read_file(path: &Path) -> Result<Vec<Rule>, ReadError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?.build()?;
+fn read_file(bytes: Bytes) -> Result<Vec<Rule>, ReadError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
     let mut rules = Vec::new();
     for batch in reader {
         let batch = batch?;
@@ -612,8 +602,12 @@ impl<'a> RuleColumns<'a> {
 
 /// The current version of each rule that is not deleted (expired ones included), optionally of one
 /// subscription, by id.
-pub fn list(root: &Path, subscription: Option<&str>) -> Result<Vec<Rule>, RuleError> {
-    Ok(read_all(root)?
+pub async fn list(
+    warehouse: &Warehouse,
+    subscription: Option<&str>,
+) -> Result<Vec<Rule>, RuleError> {
+    Ok(read_all(warehouse)
+        .await?
         .into_values()
         .filter_map(|mut versions| versions.pop())
         .filter(|rule| rule.op != RuleOp::Delete)
@@ -622,34 +616,36 @@ pub fn list(root: &Path, subscription: Option<&str>) -> Result<Vec<Rule>, RuleEr
 }
 
 /// The current version of one rule.
-pub fn show(root: &Path, id: &str) -> Result<Rule, RuleError> {
-    list(root, None)?
+pub async fn show(warehouse: &Warehouse, id: &str) -> Result<Rule, RuleError> {
+    list(warehouse, None)
+        .await?
         .into_iter()
         .find(|r| r.id == id)
         .ok_or_else(|| RuleError::NotFound(id.to_string()))
 }
 
 /// Every version of one rule, deletion included, oldest first.
-pub fn history(root: &Path, id: &str) -> Result<Vec<Rule>, RuleError> {
-    read_all(root)?
+pub async fn history(warehouse: &Warehouse, id: &str) -> Result<Vec<Rule>, RuleError> {
+    read_all(warehouse)
+        .await?
         .remove(id)
         .ok_or_else(|| RuleError::NotFound(id.to_string()))
 }
 
 /// Applies `patch` to rule `id` as a new version.
-pub fn update(root: &Path, id: &str, patch: RulePatch) -> Result<Rule, RuleError> {
-    let current = show(root, id)?;
+pub async fn update(warehouse: &Warehouse, id: &str, patch: RulePatch) -> Result<Rule, RuleError> {
+    let current = show(warehouse, id).await?;
     let spec = current.spec.patched(patch);
     validate(&spec)?;
-    store(root, id, current.version + 1, RuleOp::Update, &spec)
+    store(warehouse, id, current.version + 1, RuleOp::Update, &spec).await
 }
 
 /// Deletes rule `id`: its findings show again from the next query; its history stays.
-pub fn delete(root: &Path, id: &str, author: &str) -> Result<Rule, RuleError> {
-    let current = show(root, id)?;
+pub async fn delete(warehouse: &Warehouse, id: &str, author: &str) -> Result<Rule, RuleError> {
+    let current = show(warehouse, id).await?;
     let mut spec = current.spec;
     spec.author = author.to_string();
-    store(root, id, current.version + 1, RuleOp::Delete, &spec)
+    store(warehouse, id, current.version + 1, RuleOp::Delete, &spec).await
 }
 
 #[cfg(test)]
@@ -794,18 +790,29 @@ mod tests {
     }
 
     /// A warehouse with one rule whose stored `column` is replaced by `value`; the rule file's path.
-    fn corrupted(root: &Path, column: &str, value: impl FnOnce(&ArrayRef) -> ArrayRef) -> PathBuf {
+    async fn corrupted(
+        root: &std::path::Path,
+        column: &str,
+        value: impl FnOnce(&ArrayRef) -> ArrayRef,
+    ) -> PathBuf {
         add(
-            root,
+            &Warehouse::local(root).unwrap(),
             RuleSpec::from_patch(patch(RuleCriteria {
                 category: Some("npm".into()),
                 ..RuleCriteria::default()
             }))
             .unwrap(),
         )
+        .await
         .unwrap();
-        let [path] = rule_files(root).unwrap().try_into().unwrap();
-        let batch = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+        let [path]: [PathBuf; 1] = std::fs::read_dir(root.join("disable_rules"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        let bytes = Bytes::from(std::fs::read(&path).unwrap());
+        let batch = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .unwrap()
             .build()
             .unwrap()
@@ -829,37 +836,43 @@ mod tests {
             .collect();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
         let mut writer =
-            ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None)
+                .unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         path
     }
 
-    fn read_error(root: &Path) -> String {
-        list(root, None).unwrap_err().to_string()
+    async fn read_error(root: &std::path::Path) -> String {
+        list(&Warehouse::local(root).unwrap(), None)
+            .await
+            .unwrap_err()
+            .to_string()
     }
 
-    #[test]
-    fn a_corrupt_timestamp_is_an_error_naming_the_file_not_1970() {
+    #[tokio::test]
+    async fn a_corrupt_timestamp_is_an_error_naming_the_file_not_1970() {
         let dir = tempfile::tempdir().unwrap();
         let path = corrupted(dir.path(), "updated_at", |old| {
             Arc::new(
                 TimestampMicrosecondArray::from(vec![i64::MAX])
                     .with_data_type(old.data_type().clone()),
             )
-        });
-        let error = read_error(dir.path());
+        })
+        .await;
+        let error = read_error(dir.path()).await;
         assert!(error.contains(&path.display().to_string()), "{error}");
         assert!(error.contains("updated_at"), "{error}");
     }
 
-    #[test]
-    fn an_unknown_op_is_an_error_naming_the_file() {
+    #[tokio::test]
+    async fn an_unknown_op_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = corrupted(dir.path(), "op", |_| {
             Arc::new(StringArray::from(vec!["rename"]))
-        });
-        let error = read_error(dir.path());
+        })
+        .await;
+        let error = read_error(dir.path()).await;
         assert!(error.contains(&path.display().to_string()), "{error}");
         assert!(
             error.contains("op \"rename\" is not add, update or delete"),
@@ -867,34 +880,37 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_unknown_stored_severity_is_an_error_naming_the_file() {
+    #[tokio::test]
+    async fn an_unknown_stored_severity_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = corrupted(dir.path(), "severity_below", |_| {
             Arc::new(StringArray::from(vec![Some("Urgent")]))
-        });
-        let error = read_error(dir.path());
+        })
+        .await;
+        let error = read_error(dir.path()).await;
         assert!(error.contains(&path.display().to_string()), "{error}");
         assert!(error.contains("severity_below \"Urgent\""), "{error}");
     }
 
-    #[test]
-    fn an_out_of_range_expiry_is_an_error_not_a_rule_without_expiry() {
+    #[tokio::test]
+    async fn an_out_of_range_expiry_is_an_error_not_a_rule_without_expiry() {
         let dir = tempfile::tempdir().unwrap();
         corrupted(dir.path(), "expires", |_| {
             Arc::new(Date32Array::from(vec![Some(i32::MAX)]))
-        });
-        let error = read_error(dir.path());
+        })
+        .await;
+        let error = read_error(dir.path()).await;
         assert!(error.contains("expires"), "{error}");
     }
 
-    #[test]
-    fn a_column_of_the_wrong_type_is_an_error_naming_the_file() {
+    #[tokio::test]
+    async fn a_column_of_the_wrong_type_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = corrupted(dir.path(), "version", |_| {
             Arc::new(StringArray::from(vec!["1"]))
-        });
-        let error = read_error(dir.path());
+        })
+        .await;
+        let error = read_error(dir.path()).await;
         assert!(error.contains(&path.display().to_string()), "{error}");
         assert!(error.contains("column version is Utf8"), "{error}");
     }

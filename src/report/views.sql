@@ -5,12 +5,14 @@
 -- side a hash join builds.
 
 -- The newest scan of each image that still exists: an image missing from a later full crawl of its
--- registry no longer exists. Scan ids sort by start time.
+-- registry no longer exists. Scan ids sort by start time. `_current_images` holds only the images rows of
+-- the scans since each registry's newest full crawl (the session picks their files), so this view reads
+-- no more as history grows.
 CREATE VIEW latest_images AS
-SELECT i.* FROM images i
+SELECT i.* FROM _current_images i
 JOIN (
     SELECT im.image_id AS n_image_id, max(im.scan_id) AS n_scan_id
-    FROM images im
+    FROM _current_images im
     LEFT JOIN (
         SELECT subscription AS c_subscription, registry AS c_registry, max(crawled_at) AS c_crawled_at
         FROM crawls GROUP BY subscription, registry

@@ -1,22 +1,47 @@
-//! Run locks: an OS file lock per scope under `<warehouse>/_locks/`, so two runs over the same registries
-//! never overlap. The lock goes with the process, so a killed run never leaves a stale lock behind.
+//! Run locks, so two runs over the same registries never overlap. In a local warehouse a lock is an OS
+//! file lock under `_locks/`, which goes with the process: a killed run never leaves a stale lock. On object
+//! storage it is a lease object `_locks/<scope>.lease`, taken with a conditional create, renewed with
+//! conditional replaces while the run goes on, and taken over by another run only once it has expired.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use tokio::task::JoinHandle;
 
+use super::store::{Created, Version, Warehouse};
 use super::WarehouseError;
 
-/// A held run lock; released when dropped (or when the process ends).
+/// How long a lease holds without renewal: a run killed without releasing it blocks others this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// How often a held lease is renewed.
+const RENEW_EVERY: Duration = Duration::from_secs(20);
+
+/// How often a run waiting for a lease looks again.
+const WAIT_POLL: Duration = Duration::from_secs(2);
+
+/// A held run lock; released when dropped (or, for a file lock, when the process ends).
 #[derive(Debug)]
 pub struct RunLock {
-    _file: File,
-    pub path: PathBuf,
+    /// Where the lock is, for messages.
+    pub at: String,
+    held: Held,
 }
 
-/// The lock file of a scope: a readable prefix and a hash of the whole scope.
-fn lock_path(root: &Path, scope: &[String]) -> PathBuf {
+#[derive(Debug)]
+enum Held {
+    File(#[allow(dead_code)] File),
+    Lease(LeaseGuard),
+}
+
+/// The key of a scope's lock: a readable prefix and a hash of the whole scope.
+fn lock_key(scope: &[String], extension: &str) -> String {
     let mut sorted = scope.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -36,43 +61,212 @@ fn lock_path(root: &Path, scope: &[String]) -> PathBuf {
                 .collect()
         })
         .unwrap_or_else(|| "all".into());
-    root.join("_locks")
-        .join(format!("{label}-{}.lock", hex::encode(&hash[..8])))
+    format!("_locks/{label}-{}.{extension}", hex::encode(&hash[..8]))
 }
 
 impl RunLock {
     /// Where the lock of `scope` lives.
-    pub fn path_for(root: &Path, scope: &[String]) -> PathBuf {
-        lock_path(root, scope)
+    pub fn describe(warehouse: &Warehouse, scope: &[String]) -> String {
+        let extension = if warehouse.local_root().is_some() {
+            "lock"
+        } else {
+            "lease"
+        };
+        warehouse.describe(&lock_key(scope, extension))
     }
 
     /// Takes the lock of `scope` (e.g. `["prod/main"]`): `Ok(None)` when another run holds it and `wait`
-    /// is false; with `wait`, blocks until it is free.
-    pub fn acquire(
-        root: &Path,
+    /// is false; with `wait`, waits until it is free.
+    pub async fn acquire(
+        warehouse: &Warehouse,
         scope: &[String],
         wait: bool,
     ) -> Result<Option<RunLock>, WarehouseError> {
-        let path = lock_path(root, scope);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(WarehouseError::io(dir))?;
+        let at = RunLock::describe(warehouse, scope);
+        let held = match warehouse.local_root() {
+            Some(root) => {
+                let path = root.join(lock_key(scope, "lock"));
+                let file = tokio::task::spawn_blocking(move || file_lock(&path, wait))
+                    .await
+                    .map_err(|e| WarehouseError::Locked(e.to_string()))??;
+                file.map(Held::File)
+            }
+            None => LeaseGuard::take(warehouse, &lock_key(scope, "lease"), wait)
+                .await?
+                .map(Held::Lease),
+        };
+        Ok(held.map(|held| RunLock { at, held }))
+    }
+
+    /// Releases the lock now: a lease is deleted before this returns (dropping the lock releases it too,
+    /// but in the background).
+    pub async fn release(self) {
+        if let Held::Lease(mut guard) = self.held {
+            guard.renewer.abort();
+            guard.released = true;
+            release_lease(&guard.warehouse, &guard.key, &guard.owner).await;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(WarehouseError::io(&path))?;
-        if wait {
-            file.lock().map_err(WarehouseError::io(&path))?;
-        } else {
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Ok(None),
-                Err(TryLockError::Error(err)) => return Err(WarehouseError::io(&path)(err)),
+    }
+}
+
+/// Deletes the lease at `key` if `owner` still holds it.
+async fn release_lease(warehouse: &Warehouse, key: &str, owner: &str) {
+    if let Ok(Some((bytes, _))) = warehouse.get_versioned(key).await {
+        if serde_json::from_slice::<Lease>(&bytes).is_ok_and(|l| l.owner == owner) {
+            if let Err(err) = warehouse.delete(key).await {
+                tracing::warn!(lock = %warehouse.describe(key), "cannot release run lock: {err}");
             }
         }
-        Ok(Some(RunLock { _file: file, path }))
+    }
+}
+
+fn file_lock(path: &Path, wait: bool) -> Result<Option<File>, WarehouseError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(WarehouseError::io(dir))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(WarehouseError::io(path))?;
+    if wait {
+        file.lock().map_err(WarehouseError::io(path))?;
+    } else {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(err)) => return Err(WarehouseError::io(path)(err)),
+        }
+    }
+    Ok(Some(file))
+}
+
+/// What a lease object holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Lease {
+    /// Unique per holder.
+    owner: String,
+    /// The host and process, for whoever looks at a held lock.
+    holder: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl Lease {
+    fn new(owner: &str) -> Lease {
+        Lease {
+            owner: owner.to_string(),
+            holder: format!(
+                "{} pid {}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown host".into()),
+                std::process::id()
+            ),
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(LEASE_TTL).expect("a minute fits"),
+        }
+    }
+
+    fn bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("plain data serializes"))
+    }
+}
+
+/// A held lease: renewed in the background, deleted on drop.
+#[derive(Debug)]
+struct LeaseGuard {
+    renewer: JoinHandle<()>,
+    warehouse: Warehouse,
+    key: String,
+    owner: String,
+    released: bool,
+}
+
+impl LeaseGuard {
+    async fn take(
+        warehouse: &Warehouse,
+        key: &str,
+        wait: bool,
+    ) -> Result<Option<LeaseGuard>, WarehouseError> {
+        let owner = format!("{:016x}", rand::random::<u64>());
+        loop {
+            if let Some(version) = try_take(warehouse, key, &owner).await? {
+                let renewer = tokio::spawn(renew(
+                    warehouse.clone(),
+                    key.to_string(),
+                    owner.clone(),
+                    version,
+                ));
+                return Ok(Some(LeaseGuard {
+                    renewer,
+                    warehouse: warehouse.clone(),
+                    key: key.to_string(),
+                    owner,
+                    released: false,
+                }));
+            }
+            if !wait {
+                return Ok(None);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+}
+
+/// One attempt at the lease: created if absent, taken over if expired.
+async fn try_take(
+    warehouse: &Warehouse,
+    key: &str,
+    owner: &str,
+) -> Result<Option<Version>, WarehouseError> {
+    let lease = Lease::new(owner);
+    if let Created::Yes(version) = warehouse.create(key, lease.bytes()).await? {
+        return Ok(Some(version));
+    }
+    let Some((bytes, version)) = warehouse.get_versioned(key).await? else {
+        return Ok(None);
+    };
+    let expired = match serde_json::from_slice::<Lease>(&bytes) {
+        Ok(held) => held.expires_at < Utc::now(),
+        // A lease nobody can read blocks nobody.
+        Err(_) => true,
+    };
+    if !expired {
+        return Ok(None);
+    }
+    warehouse.replace(key, lease.bytes(), &version).await
+}
+
+/// Renews the lease until the guard is dropped; a renewal lost to another writer stops it (the lease was
+/// taken over after expiring: the run then no longer holds it, which is logged).
+async fn renew(warehouse: Warehouse, key: String, owner: String, mut version: Version) {
+    let lease_holder = Arc::new(owner);
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        match warehouse
+            .replace(&key, Lease::new(&lease_holder).bytes(), &version)
+            .await
+        {
+            Ok(Some(next)) => version = next,
+            Ok(None) => {
+                tracing::error!(lock = %warehouse.describe(&key), "run lock lost: another run took it over");
+                return;
+            }
+            Err(err) => tracing::warn!(lock = %warehouse.describe(&key), "cannot renew run lock: {err}"),
+        }
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        if self.released {
+            return;
+        }
+        let (warehouse, key, owner) = (self.warehouse.clone(), self.key.clone(), self.owner.clone());
+        // Released in the background; if the runtime is gone, the lease simply expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release_lease(&warehouse, &key, &owner).await });
+        }
     }
 }
 
@@ -80,20 +274,26 @@ impl RunLock {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_scope_is_locked_once_and_freed_on_drop() {
+    #[tokio::test]
+    async fn a_scope_is_locked_once_and_freed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::local(dir.path()).unwrap();
         let scope = vec!["prod/main".to_string()];
-        let held = RunLock::acquire(dir.path(), &scope, false)
+        let held = RunLock::acquire(&warehouse, &scope, false)
+            .await
             .unwrap()
             .unwrap();
-        assert!(RunLock::acquire(dir.path(), &scope, false)
+        assert!(RunLock::acquire(&warehouse, &scope, false)
+            .await
             .unwrap()
             .is_none());
-        let other = RunLock::acquire(dir.path(), &["prod/other".to_string()], false).unwrap();
+        let other = RunLock::acquire(&warehouse, &["prod/other".to_string()], false)
+            .await
+            .unwrap();
         assert!(other.is_some(), "another scope runs alongside");
         drop(held);
-        assert!(RunLock::acquire(dir.path(), &scope, false)
+        assert!(RunLock::acquire(&warehouse, &scope, false)
+            .await
             .unwrap()
             .is_some());
     }

@@ -1,27 +1,30 @@
 //! The findings warehouse: Parquet files, one folder per table, hive-partitioned by subscription,
-//! registry and scan (`findings/subscription=prod/registry=main/scan_id=<id>/part-0.parquet`).
+//! registry and scan (`findings/subscription=prod/registry=main/scan_id=<id>/part-….parquet`), in a local
+//! folder or on object storage ([`store`]).
 //!
-//! A run commits atomically. Its files are first written under hidden temporary names (a leading `.` and a
-//! `.tmp` suffix, which DataFusion, pyarrow and DuckDB all skip), then renamed into place, and only then is
-//! its row of the `scans` table written, by the same write-then-rename. That row is the commit marker:
-//! Vigil's readers ([`committed_scans`]) only see the partitions of scans that have one, so a run killed
-//! at any point leaves nothing half-visible, and the next commit removes what it left behind.
+//! A run commits by manifest ([`commit`]): data files under unique names, one manifest per shard, and the
+//! run's `scans` row as the single commit marker, each created conditionally, so a killed run stays
+//! invisible and exactly one writer commits. Readers ([`read`]) open exactly the files committed rows name.
 
+pub mod commit;
 mod lock;
 pub mod read;
 pub mod schema;
+pub mod store;
 pub mod write;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::matcher::{Finding, Severity};
 use crate::model::Inventory;
+pub use commit::{CommitInfo, RunRecord, Shard};
 pub use lock::RunLock;
 pub use schema::Table;
-pub use write::{commit, write_activity, write_rule_change, ActivityRow, CommitInfo};
+pub use store::{Location, Warehouse};
+pub use write::{write_activity, write_rule_change, ActivityRow};
 
 /// Why a run looked at an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,6 +42,14 @@ pub enum Selection {
 }
 
 impl Selection {
+    pub const ALL: [Selection; 5] = [
+        Selection::New,
+        Selection::Pulled,
+        Selection::Pushed,
+        Selection::Forced,
+        Selection::Carried,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Selection::New => "new",
@@ -135,7 +146,7 @@ pub struct ScannedImage {
 }
 
 /// One registry crawled in full by a scan: images of it missing from the crawl no longer exist.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrawledRegistry {
     pub subscription: String,
     pub registry: String,
@@ -176,18 +187,68 @@ pub enum WarehouseError {
         table: &'static str,
         source: arrow::error::ArrowError,
     },
-    #[error("cannot write Parquet {path}: {source}")]
-    Parquet {
-        path: PathBuf,
+    #[error("cannot encode {table} as Parquet: {source}")]
+    Encode {
+        table: &'static str,
         source: parquet::errors::ParquetError,
     },
     #[error("cannot read {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("scan {0} is already committed")]
+    #[error("run {0} is already committed")]
     AlreadyCommitted(String),
+    #[error("warehouse {location}: {message}")]
+    Location { location: String, message: String },
+    #[error("{at}: {source}")]
+    Store {
+        at: String,
+        source: object_store::Error,
+    },
+    #[error(
+        "{at}: the store refuses conditional writes, which commits need (for S3, set \
+         warehouse_options.aws_conditional_put = \"etag\")"
+    )]
+    NoConditionalWrites { at: String },
+    #[error("run id {0:?}: use 1 to 128 of A-Z a-z 0-9 - _ . (not starting with .)")]
+    RunId(String),
+    #[error("run {run_id} was started with {started} shards, not {given}")]
+    ShardCount {
+        run_id: String,
+        started: u32,
+        given: u32,
+    },
+    #[error("no run {0} in the warehouse (no shard of it has started)")]
+    NoSuchRun(String),
+    #[error("{0}: another attempt of this shard replaced its manifest at the same time")]
+    ManifestRace(String),
+    #[error("{0}: the run lock is held by another run")]
+    Locked(String),
 }
 
 impl WarehouseError {
+    /// Whether the warehouse is named or reached wrongly (a configuration mistake, not a failure of a
+    /// warehouse that works): an unknown scheme or option, a container or bucket that does not exist,
+    /// credentials refused, a store without conditional writes, a bad run id or shard count.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            WarehouseError::Location { .. }
+            | WarehouseError::NoConditionalWrites { .. }
+            | WarehouseError::RunId(_)
+            | WarehouseError::ShardCount { .. }
+            | WarehouseError::NoSuchRun(_) => true,
+            WarehouseError::Store { source, .. } => match source {
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => true,
+                other => {
+                    let text = other.to_string();
+                    ["ContainerNotFound", "NoSuchBucket", "AuthenticationFailed", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthorizationFailure"]
+                        .iter()
+                        .any(|code| text.contains(code))
+                }
+            },
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WarehouseError + '_ {
         move |source| WarehouseError::Io {
             path: path.to_path_buf(),
@@ -245,35 +306,18 @@ pub fn unescape_partition_value(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The folder of one partition of `table`: `root/table/col=value/...`.
-pub fn partition_dir(root: &Path, table: Table, values: &[&str]) -> PathBuf {
-    let mut dir = root.join(table.name());
+/// The key of one partition of `table` inside the warehouse: `table/col=value/...`.
+pub fn partition_key(table: Table, values: &[&str]) -> String {
+    let mut key = table.name().to_string();
     for (column, value) in table.partition_columns().iter().zip(values) {
-        dir.push(format!("{column}={}", escape_partition_value(value)));
+        key.push_str(&format!("/{column}={}", escape_partition_value(value)));
     }
-    dir
+    key
 }
 
-/// The scans whose commit marker is in place, oldest first.
-pub fn committed_scans(root: &Path) -> Result<BTreeSet<String>, WarehouseError> {
-    let dir = root.join(Table::Scans.name());
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
-        Err(err) => return Err(WarehouseError::io(&dir)(err)),
-    };
-    let mut scans = BTreeSet::new();
-    for entry in entries {
-        let entry = entry.map_err(WarehouseError::io(&dir))?;
-        let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(|n| n.strip_prefix("scan_id=")) else {
-            continue;
-        };
-        if entry.path().join(write::MARKER_FILE).is_file() {
-            scans.insert(id.to_string());
-        }
-    }
-    Ok(scans)
+/// The folder of one partition of a local warehouse at `root`.
+pub fn partition_dir(root: &Path, table: Table, values: &[&str]) -> PathBuf {
+    root.join(partition_key(table, values))
 }
 
 #[cfg(test)]

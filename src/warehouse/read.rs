@@ -3,20 +3,19 @@
 //! Parquet files of committed partitions with a column projection: no query engine, no views, no rules
 //! (those are the reports' business, in `report`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::File;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
+use futures::{stream, StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use super::schema::{timestamp, Table, FINDING_COUNT_COLUMNS};
-use super::{
-    committed_scans, partition_dir, unescape_partition_value, FindingCounts, WarehouseError,
-};
+use super::store::Warehouse;
+use super::{unescape_partition_value, FindingCounts, WarehouseError};
 use crate::model::{Coverage, CoverageStatus, OsIdentity, Package, PackageType};
 
 /// One image of one platform in one registry, as `image_id` hashes it. The same digest in another
@@ -74,11 +73,20 @@ pub struct LastActivity {
 
 /// The newest `images` row of every image in a committed scan; newest is the greatest
 /// (`scanned_at`, `scan_id`).
-pub fn newest_images(root: &Path) -> Result<HashMap<ImageKey, StoredImage>, WarehouseError> {
+///
+/// Only the scans since each registry's newest full crawl are read: that crawl's run wrote a row for every
+/// image it saw, so older rows are either superseded or of images that no longer exist. The cost of
+/// planning a run does not grow with the history kept.
+pub async fn newest_images(
+    warehouse: &Warehouse,
+) -> Result<HashMap<ImageKey, StoredImage>, WarehouseError> {
     let mut newest: HashMap<ImageKey, ((i64, String), StoredImage)> = HashMap::new();
-    for file in committed_files(root, Table::Images)? {
+    let scans = committed_scans(warehouse).await?;
+    let files = current_files(&scan_files(warehouse, &scans).await?, Table::Images);
+    let read = read_files(warehouse, &files, &ImagesColumns::NAMES).await?;
+    for (file, batches) in files.iter().zip(read) {
         let [subscription, registry, scan_id] = file.values_array::<3>();
-        for batch in read_batches(&file.path, &ImagesColumns::NAMES)? {
+        for batch in batches {
             let columns = ImagesColumns::of(&Rows::new(&batch, &file.path, Table::Images))?;
             for row in 0..batch.num_rows() {
                 let key = ImageKey {
@@ -216,18 +224,18 @@ fn coverage_status(value: &str, path: &Path) -> Result<CoverageStatus, Warehouse
 /// The newest push and pull per digest and registry, from `activity`: each event counted once (the copy
 /// received first, as the `activity` view keeps it), Vigil's own requests (its `User-Agent`) left out and
 /// events without a user agent counted.
-pub fn last_activity(root: &Path) -> Result<LastActivity, WarehouseError> {
-    let mut by_registry: HashMap<(String, String), Vec<PathBuf>> = HashMap::new();
-    for file in partition_files(root, Table::Activity)? {
+pub async fn last_activity(warehouse: &Warehouse) -> Result<LastActivity, WarehouseError> {
+    let mut by_registry: HashMap<(String, String), Vec<PartitionFile>> = HashMap::new();
+    for file in partition_files(warehouse, Table::Activity).await? {
         let [subscription, registry] = file.values_array::<2>();
         by_registry
             .entry((subscription, registry))
             .or_default()
-            .push(file.path);
+            .push(file);
     }
     let mut last = LastActivity::default();
     for ((subscription, registry), files) in by_registry {
-        for event in first_copies(&files)?.into_values() {
+        for event in first_copies(warehouse, &files).await?.into_values() {
             if event.by_vigil {
                 continue;
             }
@@ -263,7 +271,10 @@ struct StoredEvent {
 
 /// The events in one registry's `activity` files by id, each the copy received first: the same event may
 /// have been stored twice (a webhook retried while an import ran).
-fn first_copies(files: &[PathBuf]) -> Result<HashMap<String, StoredEvent>, WarehouseError> {
+async fn first_copies(
+    warehouse: &Warehouse,
+    files: &[PartitionFile],
+) -> Result<HashMap<String, StoredEvent>, WarehouseError> {
     const COLUMNS: [&str; 6] = [
         "event_id",
         "action",
@@ -273,9 +284,10 @@ fn first_copies(files: &[PathBuf]) -> Result<HashMap<String, StoredEvent>, Wareh
         "received_at",
     ];
     let mut events: HashMap<String, StoredEvent> = HashMap::new();
-    for path in files {
-        for batch in read_batches(path, &COLUMNS)? {
-            let rows = Rows::new(&batch, path, Table::Activity);
+    let read = read_files(warehouse, files, &COLUMNS).await?;
+    for (file, batches) in files.iter().zip(read) {
+        for batch in batches {
+            let rows = Rows::new(&batch, &file.path, Table::Activity);
             let (event_id, action, digest, user_agent) = (
                 rows.strings("event_id")?,
                 rows.strings("action")?,
@@ -310,20 +322,21 @@ fn first_copies(files: &[PathBuf]) -> Result<HashMap<String, StoredEvent>, Wareh
 
 /// The stored packages of the given images, each from the scan named with it (its `inventory_scan_id`),
 /// sorted; an image whose scan stored none is absent.
-pub fn stored_packages(
-    root: &Path,
+pub async fn stored_packages(
+    warehouse: &Warehouse,
     wanted: &[(ImageKey, String)],
 ) -> Result<HashMap<ImageKey, Vec<Package>>, WarehouseError> {
     let mut out: HashMap<ImageKey, Vec<Package>> = HashMap::new();
     if wanted.is_empty() {
         return Ok(out);
     }
-    let committed = committed_scans(root)?;
+    let scans = committed_scans(warehouse).await?;
+    let committed: BTreeSet<&str> = scans.iter().map(|s| s.scan_id.as_str()).collect();
     // One partition per (subscription, registry, scan): which of its images are wanted.
     type Partition<'a> = (&'a str, &'a str, &'a str);
     let mut partitions: HashMap<Partition, HashMap<(&str, &str, &str), &ImageKey>> = HashMap::new();
     for (key, scan_id) in wanted {
-        if committed.contains(scan_id) {
+        if committed.contains(scan_id.as_str()) {
             partitions
                 .entry((&key.subscription, &key.registry, scan_id))
                 .or_default()
@@ -345,11 +358,28 @@ pub fn stored_packages(
         "location",
         "layer_digest",
     ];
-    for ((subscription, registry, scan_id), images) in partitions {
-        let dir = partition_dir(root, Table::Packages, &[subscription, registry, scan_id]);
-        for path in parquet_files(&dir)? {
-            for batch in read_batches(&path, &COLUMNS)? {
-                let rows = Rows::new(&batch, &path, Table::Packages);
+    let files: Vec<PartitionFile> = scan_files(warehouse, &scans)
+        .await?
+        .into_iter()
+        .filter(|f| {
+            f.table == Table::Packages
+                && partitions.contains_key(&(
+                    f.values[0].as_str(),
+                    f.values[1].as_str(),
+                    f.values[2].as_str(),
+                ))
+        })
+        .collect();
+    let read = read_files(warehouse, &files, &COLUMNS).await?;
+    for (file, batches) in files.iter().zip(read) {
+        let images = &partitions[&(
+            file.values[0].as_str(),
+            file.values[1].as_str(),
+            file.values[2].as_str(),
+        )];
+        {
+            for batch in batches {
+                let rows = Rows::new(&batch, &file.path, Table::Packages);
                 let mut columns = Vec::with_capacity(COLUMNS.len());
                 for name in COLUMNS {
                     columns.push(rows.strings(name)?);
@@ -393,121 +423,265 @@ pub fn stored_packages(
 }
 
 /// The ids of the events already stored for one registry.
-pub fn activity_event_ids(
-    root: &Path,
+pub async fn activity_event_ids(
+    warehouse: &Warehouse,
     subscription: &str,
     registry: &str,
 ) -> Result<HashSet<String>, WarehouseError> {
     let mut ids = HashSet::new();
-    let dir = partition_dir(root, Table::Activity, &[subscription, registry]);
-    for path in parquet_files(&dir)? {
-        for batch in read_batches(&path, &["event_id"])? {
-            let event_id = Rows::new(&batch, &path, Table::Activity).strings("event_id")?;
+    let files: Vec<PartitionFile> = partition_files(warehouse, Table::Activity)
+        .await?
+        .into_iter()
+        .filter(|f| f.values == [subscription, registry])
+        .collect();
+    let read = read_files(warehouse, &files, &["event_id"]).await?;
+    for (file, batches) in files.iter().zip(read) {
+        for batch in batches {
+            let event_id = Rows::new(&batch, &file.path, Table::Activity).strings("event_id")?;
             ids.extend(event_id.iter().flatten().map(str::to_string));
         }
     }
     Ok(ids)
 }
 
+/// A committed run, as its `scans` row names it.
+#[derive(Debug, Clone)]
+pub struct CommittedScan {
+    pub scan_id: String,
+    /// The data files the run committed (keys, sizes); `None` for a row written before runs named their
+    /// files, whose partitions are listed instead.
+    pub files: Option<Vec<(String, u64)>>,
+    /// Its `scans` file, the commit marker.
+    pub marker: PartitionFile,
+}
+
+/// Objects read at once.
+const READ_CONCURRENCY: usize = 16;
+
+/// The committed runs, by scan id (oldest first): one list of `scans/` and one read per row.
+pub async fn committed_scans(warehouse: &Warehouse) -> Result<Vec<CommittedScan>, WarehouseError> {
+    let markers: Vec<(String, String, u64)> = warehouse
+        .list(Table::Scans.name())
+        .await?
+        .into_iter()
+        .filter_map(|(key, meta)| {
+            let mut parts = key.split('/').skip(1);
+            let id = parts.next()?.strip_prefix("scan_id=")?;
+            (parts.next()? == "part-0.parquet" && parts.next().is_none())
+                .then(|| (unescape_partition_value(id), key.clone(), meta.size))
+        })
+        .collect();
+    let reads: Vec<_> = markers
+        .into_iter()
+        .map(|(scan_id, key, size)| async move {
+            let file = PartitionFile {
+                table: Table::Scans,
+                values: vec![scan_id.clone()],
+                path: PathBuf::from(warehouse.describe(&key)),
+                key,
+                size,
+            };
+            let batches = read_batches(warehouse, &file, &["files", "file_sizes"]).await?;
+            Ok::<_, WarehouseError>(CommittedScan {
+                scan_id,
+                files: marker_files(&batches, &file.path)?,
+                marker: file,
+            })
+        })
+        .collect();
+    let mut scans: Vec<CommittedScan> = stream::iter(reads)
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    scans.sort_by(|a, b| a.scan_id.cmp(&b.scan_id));
+    Ok(scans)
+}
+
+/// The `files` and `file_sizes` of a marker's row; `None` when the row predates them.
+fn marker_files(
+    batches: &[RecordBatch],
+    path: &Path,
+) -> Result<Option<Vec<(String, u64)>>, WarehouseError> {
+    let corrupt = |message: &str| WarehouseError::Corrupt {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Err(corrupt("the commit marker holds no row"));
+    };
+    let (Some(files), Some(sizes)) = (
+        batch.column_by_name("files"),
+        batch.column_by_name("file_sizes"),
+    ) else {
+        return Ok(None);
+    };
+    if files.is_null(0) {
+        return Ok(None);
+    }
+    let (files, sizes) = (files.as_list_opt::<i32>(), sizes.as_list_opt::<i32>());
+    let (Some(files), Some(sizes)) = (files, sizes) else {
+        return Err(corrupt("files and file_sizes must be lists"));
+    };
+    let keys = files.value(0);
+    let keys = keys
+        .as_string_opt::<i32>()
+        .ok_or_else(|| corrupt("files must list strings"))?;
+    let sizes = sizes.value(0);
+    let sizes = sizes
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| corrupt("file_sizes must list integers"))?;
+    if keys.len() != sizes.len() || keys.null_count() > 0 || sizes.null_count() > 0 {
+        return Err(corrupt("files and file_sizes do not pair up"));
+    }
+    Ok(Some(
+        keys.iter()
+            .zip(sizes.iter())
+            .map(|(key, size)| (key.unwrap_or_default().to_string(), size.unwrap_or(0).max(0) as u64))
+            .collect(),
+    ))
+}
+
 /// One data file of a table with the values of its partition columns, outermost first.
-struct PartitionFile {
-    values: Vec<String>,
-    path: PathBuf,
+#[derive(Debug, Clone)]
+pub struct PartitionFile {
+    pub table: Table,
+    pub values: Vec<String>,
+    /// Relative to the warehouse root.
+    pub key: String,
+    pub size: u64,
+    /// Where it is, for messages.
+    pub path: PathBuf,
 }
 
 impl PartitionFile {
     fn values_array<const N: usize>(&self) -> [String; N] {
         <[String; N]>::try_from(self.values.clone()).expect("one value per partition column")
     }
+
+    /// The file at `key`, if it is a data file of a table under `col=value/` folders, one per partition
+    /// column (the values decoded); anything else is not a table's.
+    fn parse(warehouse: &Warehouse, key: &str, size: u64) -> Option<PartitionFile> {
+        let mut parts = key.split('/');
+        let folder = parts.next()?;
+        let table = *Table::ALL.iter().find(|t| t.name() == folder)?;
+        let mut values = Vec::new();
+        for column in table.partition_columns() {
+            let value = parts.next()?.strip_prefix(column)?.strip_prefix('=')?;
+            values.push(unescape_partition_value(value));
+        }
+        let name = parts.next()?;
+        if parts.next().is_some() || name.starts_with('.') || !name.ends_with(".parquet") {
+            return None;
+        }
+        Some(PartitionFile {
+            table,
+            values,
+            key: key.to_string(),
+            size,
+            path: PathBuf::from(warehouse.describe(key)),
+        })
+    }
 }
 
-/// The files of the committed scans of a scan-partitioned table.
-fn committed_files(root: &Path, table: Table) -> Result<Vec<PartitionFile>, WarehouseError> {
-    let committed: BTreeSet<String> = committed_scans(root)?;
-    let mut files = partition_files(root, table)?;
-    files.retain(|file| {
-        file.values
-            .last()
-            .is_some_and(|scan| committed.contains(scan))
-    });
-    Ok(files)
-}
-
-/// Every data file of `table` under `col=value/` folders, one level per partition column (the values
-/// decoded); anything else (hidden temporary files, stray folders) is not the table's.
-fn partition_files(root: &Path, table: Table) -> Result<Vec<PartitionFile>, WarehouseError> {
-    let mut level = vec![(Vec::new(), root.join(table.name()))];
-    for column in table.partition_columns() {
-        let mut next = Vec::new();
-        for (values, dir) in level {
-            for (name, path) in entries(&dir)? {
-                let Some(value) = name
-                    .strip_prefix(column)
-                    .and_then(|rest| rest.strip_prefix('='))
-                else {
-                    continue;
-                };
-                if path.is_dir() {
-                    let mut values = values.clone();
-                    values.push(unescape_partition_value(value));
-                    next.push((values, path));
+/// Every data file of the committed runs: the files their rows name, and for rows written before runs
+/// named their files, every file in their partitions (one list per table, only when such rows exist).
+pub async fn scan_files(
+    warehouse: &Warehouse,
+    scans: &[CommittedScan],
+) -> Result<Vec<PartitionFile>, WarehouseError> {
+    let mut out = Vec::new();
+    let mut legacy = BTreeSet::new();
+    for scan in scans {
+        match &scan.files {
+            Some(files) => out.extend(files.iter().filter_map(|(key, size)| {
+                PartitionFile::parse(warehouse, key, *size)
+            })),
+            None => {
+                legacy.insert(scan.scan_id.as_str());
+            }
+        }
+    }
+    if !legacy.is_empty() {
+        for table in Table::SCANNED {
+            for file in partition_files(warehouse, table).await? {
+                if file.values.last().is_some_and(|id| legacy.contains(id.as_str())) {
+                    out.push(file);
                 }
             }
         }
-        level = next;
     }
-    let mut files = Vec::new();
-    for (values, dir) in level {
-        for path in parquet_files(&dir)? {
-            files.push(PartitionFile {
-                values: values.clone(),
-                path,
-            });
-        }
-    }
-    Ok(files)
-}
-
-/// The entries of a folder by name; none when it does not exist.
-fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, WarehouseError> {
-    let listing = match std::fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(WarehouseError::io(dir)(err)),
-    };
-    let mut out = Vec::new();
-    for entry in listing {
-        let entry = entry.map_err(WarehouseError::io(dir))?;
-        if let Ok(name) = entry.file_name().into_string() {
-            out.push((name, entry.path()));
-        }
-    }
-    out.sort();
     Ok(out)
 }
 
-/// The Parquet files directly in `dir`, as every reader of the warehouse sees them: `*.parquet`, not
-/// hidden (a commit stages files as `.NAME.tmp`).
-fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, WarehouseError> {
-    Ok(entries(dir)?
-        .into_iter()
-        .filter(|(name, path)| {
-            !name.starts_with('.') && name.ends_with(".parquet") && path.is_file()
+/// The files of `table` from the scans since each registry's newest full crawl (every scan of a
+/// registry never crawled in full). Scan ids sort by start time, and a crawl is dated by its run's.
+pub fn current_files(files: &[PartitionFile], table: Table) -> Vec<PartitionFile> {
+    let mut crawled: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for file in files.iter().filter(|f| f.table == Table::Crawls) {
+        let scan = crawled
+            .entry((file.values[0].as_str(), file.values[1].as_str()))
+            .or_insert(file.values[2].as_str());
+        *scan = (*scan).max(file.values[2].as_str());
+    }
+    files
+        .iter()
+        .filter(|f| f.table == table)
+        .filter(|f| {
+            crawled
+                .get(&(f.values[0].as_str(), f.values[1].as_str()))
+                .is_none_or(|since| f.values[2].as_str() >= *since)
         })
-        .map(|(_, path)| path)
+        .cloned()
+        .collect()
+}
+
+/// Every data file of `table` (one list request); anything not under `col=value/` folders is skipped.
+pub async fn partition_files(
+    warehouse: &Warehouse,
+    table: Table,
+) -> Result<Vec<PartitionFile>, WarehouseError> {
+    Ok(warehouse
+        .list(table.name())
+        .await?
+        .into_iter()
+        .filter_map(|(key, meta)| PartitionFile::parse(warehouse, &key, meta.size))
+        .filter(|file| file.table == table)
         .collect())
 }
 
+/// Reads the named columns of each file, a few files at once, in the order given.
+async fn read_files(
+    warehouse: &Warehouse,
+    files: &[PartitionFile],
+    columns: &[&str],
+) -> Result<Vec<Vec<RecordBatch>>, WarehouseError> {
+    let reads: Vec<_> = files
+        .iter()
+        .map(|file| read_batches(warehouse, file, columns))
+        .collect();
+    stream::iter(reads)
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
 /// Reads the named columns of one file (names it does not hold are left out: older files lack newer
-/// nullable columns).
-fn read_batches(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>, WarehouseError> {
+/// nullable columns). One get: Vigil's files are small next to the memory a run holds anyway.
+async fn read_batches(
+    warehouse: &Warehouse,
+    file: &PartitionFile,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, WarehouseError> {
     let corrupt = |message: String| WarehouseError::Corrupt {
-        path: path.to_path_buf(),
+        path: file.path.clone(),
         message,
     };
-    let file = File::open(path).map_err(WarehouseError::io(path))?;
+    let bytes = warehouse
+        .get(&file.key)
+        .await?
+        .ok_or_else(|| corrupt("named by a committed run but missing".into()))?;
     let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(e.to_string()))?;
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(e.to_string()))?;
     // Vigil's files are flat: each top-level Arrow field is one root column of the Parquet schema.
     let indices: Vec<usize> = builder
         .schema()
@@ -609,7 +783,8 @@ fn optional(array: &StringArray, row: usize) -> Option<String> {
 mod tests {
     use super::*;
     use crate::model::Inventory;
-    use crate::warehouse::{commit, ScanRun, ScannedImage, Selection};
+    use crate::warehouse::commit::commit;
+    use crate::warehouse::{partition_key, ScanRun, ScannedImage, Selection};
 
     fn image(status: CoverageStatus, packages: &[&str]) -> ScannedImage {
         ScannedImage {
@@ -672,32 +847,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_newest_row_of_each_image_from_committed_scans_only() {
+    /// The images file a commit wrote.
+    fn images_file(root: &Path, info: &crate::warehouse::CommitInfo) -> PathBuf {
+        let key = info
+            .files
+            .iter()
+            .find(|key| key.starts_with("images/"))
+            .expect("an images file");
+        root.join(key)
+    }
+
+    #[tokio::test]
+    async fn the_newest_row_of_each_image_from_committed_scans_only() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
+        let warehouse = Warehouse::local(root).unwrap();
         let old = run(
             "s1",
             "2026-01-01T00:00:00Z",
             vec![image(CoverageStatus::Complete, &["flask", "jinja2"])],
         );
-        commit(root, &old).unwrap();
+        let first = commit(&warehouse, &old).await.unwrap();
         let new = run(
             "s2",
             "2026-01-02T00:00:00Z",
             vec![image(CoverageStatus::Partial, &["flask"])],
         );
-        commit(root, &new).unwrap();
+        commit(&warehouse, &new).await.unwrap();
         // A run killed before its commit marker: its partition is there, never read.
-        let killed = partition_dir(root, Table::Images, &["prod/eu", "main", "s3"]);
+        let killed = root.join(partition_key(Table::Images, &["prod/eu", "main", "s3"]));
         std::fs::create_dir_all(&killed).unwrap();
-        std::fs::copy(
-            partition_dir(root, Table::Images, &["prod/eu", "main", "s1"]).join("part-0.parquet"),
-            killed.join("part-0.parquet"),
-        )
-        .unwrap();
+        std::fs::copy(images_file(root, &first), killed.join("part-0.parquet")).unwrap();
 
-        let newest = newest_images(root).unwrap();
+        let newest = newest_images(&warehouse).await.unwrap();
         let key = ImageKey {
             subscription: "prod/eu".into(),
             registry: "main".into(),
@@ -712,62 +894,70 @@ mod tests {
         assert_eq!(stored.counts, Some(FindingCounts::default()));
 
         let packages = stored_packages(
-            root,
+            &warehouse,
             &[(key.clone(), "s1".into()), (key.clone(), "s3".into())],
         )
+        .await
         .unwrap();
         let names: Vec<&str> = packages[&key].iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["flask", "jinja2"], "from s1; s3 never committed");
     }
 
-    #[test]
-    fn an_unknown_coverage_status_or_a_broken_file_is_an_error_naming_the_file() {
+    #[tokio::test]
+    async fn an_unknown_coverage_status_or_a_broken_file_is_an_error_naming_the_file() {
         use parquet::arrow::ArrowWriter;
 
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        commit(
-            root,
+        let warehouse = Warehouse::local(root).unwrap();
+        let info = commit(
+            &warehouse,
             &run(
                 "s1",
                 "2026-01-01T00:00:00Z",
                 vec![image(CoverageStatus::Complete, &[])],
             ),
         )
+        .await
         .unwrap();
-        let path =
-            partition_dir(root, Table::Images, &["prod/eu", "main", "s1"]).join("part-0.parquet");
-        let schema = Table::Images.file_schema();
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let batch = read_batches(&path, &names).unwrap().remove(0);
+        let path = images_file(root, &info);
+        let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+        let batch = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
         let index = batch.schema().index_of("coverage_status").unwrap();
         let mut columns = batch.columns().to_vec();
         columns[index] = std::sync::Arc::new(StringArray::from(vec!["bogus"]));
         let bogus = RecordBatch::try_new(batch.schema(), columns).unwrap();
         let mut writer =
-            ArrowWriter::try_new(File::create(&path).unwrap(), bogus.schema(), None).unwrap();
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), bogus.schema(), None)
+                .unwrap();
         writer.write(&bogus).unwrap();
         writer.close().unwrap();
-        let err = newest_images(root).unwrap_err().to_string();
+        let err = newest_images(&warehouse).await.unwrap_err().to_string();
         assert!(
             err.contains("bogus") && err.contains(&path.display().to_string()),
             "{err}"
         );
 
         std::fs::write(&path, b"not parquet").unwrap();
-        let err = newest_images(root).unwrap_err();
+        let err = newest_images(&warehouse).await.unwrap_err();
         assert!(
             matches!(&err, WarehouseError::Corrupt { path: named, .. } if *named == path),
             "{err}"
         );
     }
 
-    #[test]
-    fn activity_counts_each_event_once_without_vigils_own_requests() {
+    #[tokio::test]
+    async fn activity_counts_each_event_once_without_vigils_own_requests() {
         use crate::warehouse::{write_activity, ActivityRow};
 
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let root = &Warehouse::local(dir.path()).unwrap();
         let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
         let row = |id: &str, action: &str, occurred: &str, agent: Option<&str>, received: &str| {
             ActivityRow {
@@ -811,6 +1001,7 @@ mod tests {
                 ),
             ],
         )
+        .await
         .unwrap();
         // The same pull stored again later, received after the first copy: the first copy counts.
         write_activity(
@@ -825,8 +1016,9 @@ mod tests {
                 "2026-01-09T00:00:00Z",
             )],
         )
+        .await
         .unwrap();
-        let last = last_activity(root).unwrap();
+        let last = last_activity(root).await.unwrap();
         let key = ActivityKey {
             subscription: "prod".into(),
             registry: "main".into(),
@@ -834,9 +1026,10 @@ mod tests {
         };
         assert_eq!(last.pulls[&key], at("2026-01-01T00:00:00Z"));
         assert_eq!(last.pushes[&key], at("2026-01-02T00:00:00Z"));
-        let ids = activity_event_ids(root, "prod", "main").unwrap();
+        let ids = activity_event_ids(root, "prod", "main").await.unwrap();
         assert_eq!(ids.len(), 3);
         assert!(activity_event_ids(root, "prod", "other")
+            .await
             .unwrap()
             .is_empty());
     }

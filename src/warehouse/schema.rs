@@ -69,6 +69,14 @@ impl Table {
         Table::DisableRules,
     ];
 
+    /// The tables whose files a run writes under its `scan_id` partition (the `scans` marker aside).
+    pub const SCANNED: [Table; 4] = [
+        Table::Findings,
+        Table::Images,
+        Table::Crawls,
+        Table::Packages,
+    ];
+
     /// The table's folder under the warehouse root, and its name in SQL.
     pub fn name(self) -> &'static str {
         match self {
@@ -215,6 +223,17 @@ static SCANS: LazyLock<SchemaRef> = LazyLock::new(|| {
         field("errors", strings(), false),
         field("db_content_hash", DataType::Utf8, false),
         field("scanner_version", DataType::Utf8, false),
+        // Written since runs commit by manifest (null in older rows): the run id the shards shared, how
+        // many shards ran, and every data file the run committed with its size, keys relative to the
+        // warehouse root. Readers open exactly these files.
+        field("run_id", DataType::Utf8, true),
+        field("shards", DataType::Int64, true),
+        field("files", strings(), true),
+        field(
+            "file_sizes",
+            DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+            true,
+        ),
     ]))
 });
 

@@ -1,46 +1,29 @@
-//! Writing: Arrow batches from a run, zstd Parquet files under temporary names, and the commit.
+//! Writing: Arrow batches from a run and zstd Parquet files (the commit that publishes them is in
+//! `commit`), and the append-only tables (rule changes, registry activity).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder,
-    RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, Int64Builder,
+    ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use super::commit::{Manifest, RunRecord};
 use super::schema::{image_id, Table};
+use super::store::Warehouse;
 use super::{
-    committed_scans, partition_dir, CrawledRegistry, FindingCounts, ScanRun, ScannedImage,
-    Selection, WarehouseError,
+    partition_key, CrawledRegistry, FindingCounts, ScanRun, ScannedImage, Selection,
+    WarehouseError,
 };
 use crate::matcher::{Finding, Severity};
 
-/// The file whose presence in `scans/scan_id=<id>/` commits scan `<id>`.
-pub(super) const MARKER_FILE: &str = "part-0.parquet";
-
 /// Rows per row group: large enough for fast scans, small enough that a reader can skip by statistics.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
-
-/// Uncommitted partitions older than this are left behind by a killed run and are removed by the next
-/// commit. Younger ones may belong to a run committing right now.
-const ORPHAN_AGE: Duration = Duration::from_secs(10 * 60);
-
-/// What a commit wrote.
-#[derive(Debug, Clone, Default)]
-pub struct CommitInfo {
-    pub files: Vec<PathBuf>,
-    pub findings_rows: u64,
-    pub images_rows: u64,
-    /// Partitions of killed runs removed.
-    pub orphans_removed: u64,
-}
 
 fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
@@ -112,7 +95,7 @@ pub fn severity_rank(severity: Severity) -> i32 {
     }
 }
 
-fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
+pub(super) fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
     let scanned_at = micros(run.started_at);
     let os = |i: &ScannedImage| i.inventory.os.clone();
     let pretty: Vec<Option<String>> = images
@@ -197,7 +180,7 @@ fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, 
     )
 }
 
-fn packages_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
+pub(super) fn packages_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
     let rows: Vec<(&ScannedImage, &crate::model::Package)> = images
         .iter()
         .filter(|i| i.inventory_scan_id.is_none() && i.carried.is_none())
@@ -226,7 +209,7 @@ fn packages_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch
     )
 }
 
-fn findings_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
+pub(super) fn findings_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
     let rows: Vec<(&ScannedImage, &Finding)> = images
         .iter()
         .flat_map(|i| i.findings.iter().map(move |f| (*i, f)))
@@ -298,43 +281,75 @@ fn severity_source(finding: &Finding) -> &'static str {
     }
 }
 
-fn crawls_batch(run: &ScanRun, crawl: &CrawledRegistry) -> Result<RecordBatch, WarehouseError> {
+pub(super) fn crawls_batch(
+    crawled_at: DateTime<Utc>,
+    crawl: &CrawledRegistry,
+) -> Result<RecordBatch, WarehouseError> {
     batch(
         Table::Crawls,
         vec![
-            timestamps([Some(micros(run.started_at))]),
+            timestamps([Some(micros(crawled_at))]),
             Arc::new(Int64Array::from_iter_values([crawl.images_seen as i64])),
         ],
     )
 }
 
-fn scans_batch(run: &ScanRun, findings: u64) -> Result<RecordBatch, WarehouseError> {
-    let selected = |selection: Selection| {
-        Arc::new(Int64Array::from_iter_values([run
-            .images
+/// The run's one `scans` row, from every shard's manifest: its commit marker.
+pub(super) fn scans_batch(
+    record: &RunRecord,
+    manifests: &[&Manifest],
+    files: &[(String, u64)],
+) -> Result<RecordBatch, WarehouseError> {
+    let sum = |f: fn(&Manifest) -> u64| {
+        Arc::new(Int64Array::from_iter_values([manifests
             .iter()
-            .filter(|i| i.selection == selection)
-            .count() as i64])) as ArrayRef
+            .map(|m| f(m) as i64)
+            .sum::<i64>()])) as ArrayRef
     };
+    let selected = |selection: Selection| {
+        Arc::new(Int64Array::from_iter_values([manifests
+            .iter()
+            .map(|m| m.selected.get(selection.as_str()).copied().unwrap_or(0) as i64)
+            .sum::<i64>()])) as ArrayRef
+    };
+    let finished_at = manifests
+        .iter()
+        .map(|m| m.finished_at)
+        .max()
+        .unwrap_or(record.started_at);
+    let first = manifests.first();
+    let text = |f: fn(&Manifest) -> &str| first.map(|m| f(m)).unwrap_or_default();
+    let schedule = first.and_then(|m| m.schedule.as_deref());
+    let mut sizes = ListBuilder::new(Int64Builder::new());
+    for (_, size) in files {
+        sizes.values().append_value(*size as i64);
+    }
+    sizes.append(true);
     batch(
         Table::Scans,
         vec![
-            timestamps([Some(micros(run.started_at))]),
-            timestamps([Some(micros(run.finished_at))]),
-            Arc::new(Int64Array::from_iter_values([run.images_seen as i64])),
-            Arc::new(Int64Array::from_iter_values([run.images_scanned as i64])),
-            Arc::new(Int64Array::from_iter_values([run.images_failed as i64])),
-            Arc::new(Int64Array::from_iter_values([findings as i64])),
-            strings([run.schedule.as_deref()]),
+            timestamps([Some(micros(record.started_at))]),
+            timestamps([Some(micros(finished_at))]),
+            sum(|m| m.images_seen),
+            sum(|m| m.images_scanned),
+            sum(|m| m.images_failed),
+            sum(|m| m.findings),
+            strings([schedule]),
             selected(Selection::New),
             selected(Selection::Pulled),
             selected(Selection::Pushed),
             selected(Selection::Forced),
             selected(Selection::Carried),
-            Arc::new(Int64Array::from_iter_values([run.deferred as i64])),
-            string_lists([run.errors.iter().map(String::as_str)]),
-            required([run.db_content_hash.as_str()]),
-            required([run.scanner_version.as_str()]),
+            sum(|m| m.deferred),
+            string_lists([manifests
+                .iter()
+                .flat_map(|m| m.errors.iter().map(String::as_str))]),
+            required([text(|m| m.db_content_hash.as_str())]),
+            required([text(|m| m.scanner_version.as_str())]),
+            strings([Some(record.run_id.as_str())]),
+            Arc::new(Int64Array::from_iter_values([i64::from(record.shards)])),
+            string_lists([files.iter().map(|(key, _)| key.as_str())]),
+            Arc::new(sizes.finish()),
         ],
     )
 }
@@ -350,182 +365,16 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Writes `batch` to a hidden temporary file in `dir` and returns it with the name it takes on commit.
-fn stage(
-    dir: &Path,
-    file: &str,
-    batch: &RecordBatch,
-) -> Result<(PathBuf, PathBuf), WarehouseError> {
-    std::fs::create_dir_all(dir).map_err(WarehouseError::io(dir))?;
-    let target = dir.join(file);
-    let temporary = dir.join(format!(".{file}.tmp"));
-    let out = File::create(&temporary).map_err(WarehouseError::io(&temporary))?;
-    let parquet_error = |source| WarehouseError::Parquet {
-        path: temporary.clone(),
+/// One table's rows as a zstd Parquet file, in memory (a run's batches are in memory already).
+pub(super) fn encode(table: Table, batch: &RecordBatch) -> Result<Bytes, WarehouseError> {
+    let parquet_error = |source| WarehouseError::Encode {
+        table: table.name(),
         source,
     };
-    let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(writer_properties()))
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))
         .map_err(parquet_error)?;
     writer.write(batch).map_err(parquet_error)?;
-    let out = writer.into_inner().map_err(parquet_error)?;
-    out.sync_all().map_err(WarehouseError::io(&temporary))?;
-    Ok((temporary, target))
-}
-
-fn publish(staged: &(PathBuf, PathBuf)) -> Result<(), WarehouseError> {
-    std::fs::rename(&staged.0, &staged.1).map_err(WarehouseError::io(&staged.1))?;
-    if let Some(dir) = staged.1.parent() {
-        // Make the rename durable before anything that depends on it.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(WarehouseError::io(dir))?;
-    }
-    Ok(())
-}
-
-/// A test hook: `VIGIL_FAULT_COMMIT=<point>` kills the process at that point of a commit, as a power cut
-/// or `kill -9` would, so tests can check what a killed run leaves behind. Only debug builds (the
-/// integration tests run the dev-profile binary) have it: a release binary never reads the variable.
-#[cfg(debug_assertions)]
-fn fault_point(point: &str) {
-    if std::env::var("VIGIL_FAULT_COMMIT").is_ok_and(|p| p == point) {
-        std::process::abort();
-    }
-}
-
-/// Release builds carry no fault points.
-#[cfg(not(debug_assertions))]
-fn fault_point(_point: &str) {}
-
-/// Commits one run: every file staged, then renamed into place, then the commit marker.
-pub fn commit(root: &Path, run: &ScanRun) -> Result<CommitInfo, WarehouseError> {
-    let committed = committed_scans(root)?;
-    if committed.contains(&run.scan_id) {
-        return Err(WarehouseError::AlreadyCommitted(run.scan_id.clone()));
-    }
-    let mut info = CommitInfo {
-        orphans_removed: remove_orphans(root, &committed, &run.scan_id)?,
-        ..CommitInfo::default()
-    };
-
-    let mut groups: BTreeMap<(&str, &str), Vec<&ScannedImage>> = BTreeMap::new();
-    for image in &run.images {
-        groups
-            .entry((image.subscription.as_str(), image.registry.as_str()))
-            .or_default()
-            .push(image);
-    }
-    let mut staged = Vec::new();
-    for ((subscription, registry), mut images) in groups {
-        images.sort_by(|a, b| {
-            (&a.repository, &a.digest, &a.platform).cmp(&(&b.repository, &b.digest, &b.platform))
-        });
-        let values = [subscription, registry, run.scan_id.as_str()];
-        let images_batch = images_batch(run, &images)?;
-        info.images_rows += images_batch.num_rows() as u64;
-        staged.push(stage(
-            &partition_dir(root, Table::Images, &values),
-            "part-0.parquet",
-            &images_batch,
-        )?);
-        let packages_batch = packages_batch(run, &images)?;
-        if packages_batch.num_rows() > 0 {
-            staged.push(stage(
-                &partition_dir(root, Table::Packages, &values),
-                "part-0.parquet",
-                &packages_batch,
-            )?);
-        }
-        let findings_batch = findings_batch(run, &images)?;
-        if findings_batch.num_rows() > 0 {
-            info.findings_rows += findings_batch.num_rows() as u64;
-            staged.push(stage(
-                &partition_dir(root, Table::Findings, &values),
-                "part-0.parquet",
-                &findings_batch,
-            )?);
-        }
-    }
-    for crawl in &run.crawled {
-        let values = [
-            crawl.subscription.as_str(),
-            crawl.registry.as_str(),
-            run.scan_id.as_str(),
-        ];
-        staged.push(stage(
-            &partition_dir(root, Table::Crawls, &values),
-            "part-0.parquet",
-            &crawls_batch(run, crawl)?,
-        )?);
-    }
-    let marker = stage(
-        &partition_dir(root, Table::Scans, &[run.scan_id.as_str()]),
-        MARKER_FILE,
-        &scans_batch(run, info.findings_rows)?,
-    )?;
-
-    for (n, file) in staged.iter().enumerate() {
-        publish(file)?;
-        if n == 0 {
-            fault_point("after-first-file");
-        }
-    }
-    fault_point("before-marker");
-    publish(&marker)?;
-    info.files = staged.into_iter().map(|(_, target)| target).collect();
-    info.files.push(marker.1);
-    Ok(info)
-}
-
-/// Removes `scan_id=` partitions (and stray temporary files) of runs that never committed, once they are
-/// old enough not to belong to a run committing now.
-fn remove_orphans(
-    root: &Path,
-    committed: &BTreeSet<String>,
-    current: &str,
-) -> Result<u64, WarehouseError> {
-    let now = SystemTime::now();
-    let old = |path: &Path| {
-        std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|modified| now.duration_since(modified).unwrap_or_default() > ORPHAN_AGE)
-    };
-    let mut removed = 0;
-    let mut stack: Vec<PathBuf> = Table::ALL.iter().map(|t| root.join(t.name())).collect();
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_prefix("scan_id=") {
-                if id != current && !committed.contains(id) && old(&path) {
-                    std::fs::remove_dir_all(&path).map_err(WarehouseError::io(&path))?;
-                    removed += 1;
-                } else if id != current && committed.contains(id) {
-                    remove_stale_temporaries(&path, &old)?;
-                }
-            } else if name.starts_with('.') && name.ends_with(".tmp") && old(&path) {
-                std::fs::remove_file(&path).map_err(WarehouseError::io(&path))?;
-            } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
-            }
-        }
-    }
-    Ok(removed)
-}
-
-fn remove_stale_temporaries(dir: &Path, old: &dyn Fn(&Path) -> bool) -> Result<(), WarehouseError> {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") && old(&path) {
-            std::fs::remove_file(&path).map_err(WarehouseError::io(&path))?;
-        }
-    }
-    Ok(())
+    Ok(Bytes::from(writer.into_inner().map_err(parquet_error)?))
 }
 
 /// One change of a disable rule, as stored.
@@ -551,9 +400,12 @@ pub struct RuleChange<'a> {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Appends one rule change to `disable_rules/` as its own file, written and renamed atomically; file names
-/// are unique, so concurrent changes never overwrite each other.
-pub fn write_rule_change(root: &Path, change: &RuleChange<'_>) -> Result<PathBuf, WarehouseError> {
+/// Appends one rule change to `disable_rules/` as its own file, written in one put; file names are unique,
+/// so concurrent changes never overwrite each other. Returns the file's key.
+pub async fn write_rule_change(
+    warehouse: &Warehouse,
+    change: &RuleChange<'_>,
+) -> Result<String, WarehouseError> {
     let columns: Vec<ArrayRef> = vec![
         required([change.rule_id]),
         Arc::new(Int64Array::from_iter_values([change.version])),
@@ -577,7 +429,6 @@ pub fn write_rule_change(root: &Path, change: &RuleChange<'_>) -> Result<PathBuf
         timestamps([Some(micros(change.updated_at))]),
     ];
     let batch = batch(Table::DisableRules, columns)?;
-    let dir = partition_dir(root, Table::DisableRules, &[]);
     let suffix: u32 = rand::random();
     let name = format!(
         "{}-{}-v{}-{suffix:08x}.parquet",
@@ -585,9 +436,11 @@ pub fn write_rule_change(root: &Path, change: &RuleChange<'_>) -> Result<PathBuf
         change.rule_id,
         change.version
     );
-    let staged = stage(&dir, &name, &batch)?;
-    publish(&staged)?;
-    Ok(staged.1)
+    let key = format!("{}/{name}", partition_key(Table::DisableRules, &[]));
+    warehouse
+        .put(&key, encode(Table::DisableRules, &batch)?)
+        .await?;
+    Ok(key)
 }
 
 /// One registry event, as stored in `activity`.
@@ -607,13 +460,13 @@ pub struct ActivityRow {
     pub received_at: DateTime<Utc>,
 }
 
-/// Appends events of one registry to `activity/` as one file, durable (synced and renamed) on return.
-pub fn write_activity(
-    root: &Path,
+/// Appends events of one registry to `activity/` as one file, durable on return; returns its key.
+pub async fn write_activity(
+    warehouse: &Warehouse,
     subscription: &str,
     registry: &str,
     rows: &[ActivityRow],
-) -> Result<Option<PathBuf>, WarehouseError> {
+) -> Result<Option<String>, WarehouseError> {
     if rows.is_empty() {
         return Ok(None);
     }
@@ -630,13 +483,15 @@ pub fn write_activity(
         timestamps(rows.iter().map(|r| Some(micros(r.received_at)))),
     ];
     let batch = batch(Table::Activity, columns)?;
-    let dir = partition_dir(root, Table::Activity, &[subscription, registry]);
     let name = format!(
         "events-{}-{:08x}.parquet",
         Utc::now().format("%Y%m%dT%H%M%S%6fZ"),
         rand::random::<u32>()
     );
-    let staged = stage(&dir, &name, &batch)?;
-    publish(&staged)?;
-    Ok(Some(staged.1))
+    let key = format!(
+        "{}/{name}",
+        partition_key(Table::Activity, &[subscription, registry])
+    );
+    warehouse.put(&key, encode(Table::Activity, &batch)?).await?;
+    Ok(Some(key))
 }

@@ -2,7 +2,6 @@
 //! the disable rules: each criterion alone, combined, expired, and scoped elsewhere.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::common;
@@ -11,7 +10,9 @@ use vigil::matcher::{Finding, Severity, SeveritySource};
 use vigil::model::{Coverage, CoverageStatus, Inventory, PackageType};
 use vigil::report::{self, rules, OutputFormat};
 use vigil::warehouse::schema::FINDING_COUNT_COLUMNS;
-use vigil::warehouse::{self, CrawledRegistry, ScanRun, ScannedImage};
+use vigil::warehouse::{self, CrawledRegistry, ScanRun, ScannedImage, Warehouse};
+
+use crate::common::stores::{block_on, TestWarehouse};
 
 /// A finding with the fields the rules and reports look at; the rest are plausible constants.
 struct F {
@@ -161,7 +162,8 @@ fn image(
 
 fn run(at: DateTime<Utc>, crawled: &[(&str, &str)], images: Vec<ScannedImage>) -> ScanRun {
     ScanRun {
-        scan_id: warehouse::new_scan_id(at),
+        // Fixed, not random: the reports must print the same rows on every store.
+        scan_id: format!("{}-00000000", at.format("%Y%m%dT%H%M%S%6fZ")),
         started_at: at,
         finished_at: at + Duration::seconds(3),
         scanner_version: "test".into(),
@@ -188,7 +190,7 @@ fn run(at: DateTime<Utc>, crawled: &[(&str, &str)], images: Vec<ScannedImage>) -
 /// apps/old (Debian only); staging/main holds apps/web (all five). The second, a day later, crawls
 /// prod/main again: apps/old is gone and apps/web was rebuilt without the zlib finding; staging is not
 /// crawled, so its image stays latest from the first scan.
-fn fixture(root: &Path) -> (DateTime<Utc>, DateTime<Utc>) {
+fn fixture(root: &Warehouse) -> (DateTime<Utc>, DateTime<Utc>) {
     let all: Vec<&F> = FINDINGS.iter().collect();
     let first_at: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
     let second_at = first_at + Duration::days(1);
@@ -230,7 +232,7 @@ fn fixture(root: &Path) -> (DateTime<Utc>, DateTime<Utc>) {
             ),
         ],
     );
-    warehouse::commit(root, &first).unwrap();
+    block_on(warehouse::commit::commit(root, &first)).unwrap();
     let rebuilt: Vec<&F> = FINDINGS.iter().filter(|f| f.id != "DSA-2").collect();
     let second = run(
         second_at,
@@ -266,7 +268,7 @@ fn fixture(root: &Path) -> (DateTime<Utc>, DateTime<Utc>) {
             ),
         ],
     );
-    warehouse::commit(root, &second).unwrap();
+    block_on(warehouse::commit::commit(root, &second)).unwrap();
     (first_at, second_at)
 }
 
@@ -275,24 +277,20 @@ fn rows(batches: &[arrow::array::RecordBatch]) -> Vec<serde_json::Value> {
     serde_json::from_str(&text).unwrap()
 }
 
-fn report(root: &Path, name: &str, params: &[(&str, &str)]) -> Vec<serde_json::Value> {
+fn report(root: &Warehouse, name: &str, params: &[(&str, &str)]) -> Vec<serde_json::Value> {
     let params: BTreeMap<String, String> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     rows(
-        &runtime
-            .block_on(report::run_report(root, name, &params))
+        &block_on(report::run_report(root, name, &params))
             .unwrap_or_else(|e| panic!("{name}: {e}")),
     )
 }
 
 /// The active findings the image assessments add up to, by severity and in all.
-fn assessed(root: &Path) -> u64 {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let batches = runtime
-        .block_on(report::run_sql(
+fn assessed(root: &Warehouse) -> u64 {
+    let batches = block_on(report::run_sql(
             root,
             "SELECT sum(active_findings) AS n, sum(critical + high + medium + low + unknown) AS by_severity, \
              sum(patchable) AS patchable FROM image_assessments",
@@ -305,10 +303,8 @@ fn assessed(root: &Path) -> u64 {
     row["n"].as_u64().unwrap()
 }
 
-fn count(root: &Path, view: &str) -> u64 {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let batches = runtime
-        .block_on(report::run_sql(
+fn count(root: &Warehouse, view: &str) -> u64 {
+    let batches = block_on(report::run_sql(
             root,
             &format!("SELECT count(*) AS n FROM {view}"),
         ))
@@ -316,26 +312,23 @@ fn count(root: &Path, view: &str) -> u64 {
     rows(&batches)[0]["n"].as_u64().unwrap()
 }
 
-#[test]
-fn latest_views_follow_crawls_and_keep_history() {
-    let dir = tempfile::tempdir().unwrap();
-    fixture(dir.path());
+fn latest_views_follow_crawls_and_keep_history(store: &TestWarehouse) {
+    let dir = &store.warehouse;
+    fixture(dir);
     // History: 5 + 1 + 1 + 5 in the first scan, 4 + 1 in the second.
-    assert_eq!(count(dir.path(), "findings"), 17);
-    assert_eq!(count(dir.path(), "images"), 7);
+    assert_eq!(count(dir, "findings"), 17);
+    assert_eq!(count(dir, "images"), 7);
     // Latest: prod web (4) + api (1) + empty (0) from the second scan, staging web (5) from the first.
-    assert_eq!(count(dir.path(), "latest_images"), 4);
-    assert_eq!(count(dir.path(), "latest_findings"), 10);
-    assert_eq!(count(dir.path(), "active_findings"), 10);
-    assert_eq!(count(dir.path(), "disabled_findings"), 0);
+    assert_eq!(count(dir, "latest_images"), 4);
+    assert_eq!(count(dir, "latest_findings"), 10);
+    assert_eq!(count(dir, "active_findings"), 10);
+    assert_eq!(count(dir, "disabled_findings"), 0);
 }
 
 /// A run that carries an image (not re-evaluated) writes no findings for it: its assessment counts the
 /// findings of the scan that last evaluated it, and nothing of an older scan of the same image.
-#[test]
-fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+fn carried_images_are_assessed_from_the_scan_that_evaluated_them(store: &TestWarehouse) {
+    let root = &store.warehouse;
     let at: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
     let all: Vec<&F> = FINDINGS.iter().collect();
     let web = |findings: &[&F]| {
@@ -348,14 +341,14 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
             CoverageStatus::Complete,
         )
     };
-    warehouse::commit(root, &run(at, &[("prod", "main")], vec![web(&all)])).unwrap();
+    block_on(warehouse::commit::commit(root, &run(at, &[("prod", "main")], vec![web(&all)]))).unwrap();
     // Re-evaluated against a newer advisory DB: only two findings left.
     let evaluated = run(
         at + Duration::hours(1),
         &[("prod", "main")],
         vec![web(&all[..2])],
     );
-    warehouse::commit(root, &evaluated).unwrap();
+    block_on(warehouse::commit::commit(root, &evaluated)).unwrap();
     let carried = ScannedImage {
         findings: Vec::new(),
         selection: warehouse::Selection::Carried,
@@ -366,11 +359,8 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
         }),
         ..web(&[])
     };
-    warehouse::commit(
-        root,
-        &run(at + Duration::hours(2), &[("prod", "main")], vec![carried]),
-    )
-    .unwrap();
+    block_on(warehouse::commit::commit(root, &run(at + Duration::hours(2), &[("prod", "main")], vec![carried]),
+    )).unwrap();
 
     assert_eq!(count(root, "latest_images"), 1);
     assert_eq!(count(root, "latest_findings"), 2);
@@ -387,10 +377,10 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them() {
 
     // A rule hides one of the two: subtracted from the evaluating scan's counts once, not once per scan
     // that ever found it (the first scan did too), and not zero times (the carrying scan has no rows).
-    rules::add(
+    block_on(rules::add(
         root,
         spec(|s| s.criteria.finding_id = Some(all[0].id.into())),
-    )
+    ))
     .unwrap();
     let summary = report(root, "recommendations", &[]);
     assert_eq!(summary[0]["findings"], 1, "{summary:?}");
@@ -405,11 +395,12 @@ fn images_rows_without_stored_counts_still_answer() {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::arrow::ArrowWriter;
 
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    let store = TestWarehouse::local();
+    let root = &store.warehouse;
     fixture(root);
     let findings = report(root, "recommendations", &[])[0]["findings"].clone();
-    for (_, path) in common::files_under(&root.join("images")) {
+    let folder = root.local_root().unwrap().join("images");
+    for (_, path) in common::files_under(&folder) {
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
             .unwrap()
             .build()
@@ -439,16 +430,13 @@ fn images_rows_without_stored_counts_still_answer() {
 
     let summary = &report(root, "recommendations", &[])[0];
     assert_eq!(summary["findings"], findings, "{summary}");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let history = runtime.block_on(vigil::select::load_history(root)).unwrap();
+    let history = block_on(vigil::select::load_history(root)).unwrap();
     assert!(!history.previous.is_empty());
     assert!(history.previous.values().all(|p| p.counts.is_none()));
 }
 
-#[test]
-fn every_report_answers_on_the_fixture_warehouse() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+fn every_report_answers_on_the_fixture_warehouse(store: &TestWarehouse) {
+    let root = &store.warehouse;
     let (first_at, _) = fixture(root);
 
     let recommendation = &report(root, "recommendations", &[])[0];
@@ -604,19 +592,17 @@ fn every_report_answers_on_the_fixture_warehouse() {
     assert_eq!(superseded[0]["new_active_findings"], 4);
 }
 
-#[test]
-fn report_parameters_are_checked_and_quoted() {
-    let dir = tempfile::tempdir().unwrap();
-    fixture(dir.path());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+fn report_parameters_are_checked_and_quoted(store: &TestWarehouse) {
+    let dir = &store.warehouse;
+    fixture(dir);
     let params = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let missing = runtime.block_on(report::run_report(
-        dir.path(),
+    let missing = block_on(report::run_report(
+        dir,
         "images",
         &params(&[("registry", "main")]),
     ));
@@ -624,8 +610,8 @@ fn report_parameters_are_checked_and_quoted() {
         .unwrap_err()
         .to_string()
         .contains("missing parameter repository"));
-    let unknown = runtime.block_on(report::run_report(
-        dir.path(),
+    let unknown = block_on(report::run_report(
+        dir,
         "registries",
         &params(&[("colour", "red")]),
     ));
@@ -633,12 +619,11 @@ fn report_parameters_are_checked_and_quoted() {
         .unwrap_err()
         .to_string()
         .contains("unknown parameter"));
-    let nope = runtime.block_on(report::run_report(dir.path(), "nope", &params(&[])));
+    let nope = block_on(report::run_report(dir, "nope", &params(&[])));
     assert!(nope.unwrap_err().to_string().contains("recommendations"));
     // A quote in a value is data, not SQL.
-    let injected = runtime
-        .block_on(report::run_report(
-            dir.path(),
+    let injected = block_on(report::run_report(
+            dir,
             "repositories",
             &params(&[("registry", "main' OR '1'='1")]),
         ))
@@ -661,11 +646,9 @@ fn report_parameters_are_checked_and_quoted() {
     assert_eq!(report::list_reports().len(), 12);
 }
 
-#[test]
-fn sql_is_read_only() {
-    let dir = tempfile::tempdir().unwrap();
-    fixture(dir.path());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+fn sql_is_read_only(store: &TestWarehouse) {
+    let dir = &store.warehouse;
+    fixture(dir);
     for statement in [
         "DROP TABLE findings",
         "CREATE TABLE x AS SELECT 1",
@@ -673,17 +656,18 @@ fn sql_is_read_only() {
         "CREATE VIEW v AS SELECT 1",
         "SET datafusion.execution.batch_size = 1",
     ] {
-        let err = runtime
-            .block_on(report::run_sql(dir.path(), statement))
+        let err = block_on(report::run_sql(dir, statement))
             .unwrap_err();
         assert!(err.to_string().contains("read-only"), "{statement}: {err}");
     }
-    let ok = runtime
-        .block_on(report::run_sql(dir.path(), "SHOW TABLES"))
+    let ok = block_on(report::run_sql(dir, "SHOW TABLES"))
         .unwrap();
     assert!(!ok.is_empty());
-    let none = runtime.block_on(report::run_sql(&dir.path().join("absent"), "SELECT 1"));
-    assert!(none.unwrap_err().to_string().contains("no warehouse"));
+    if let Some(folder) = dir.local_root() {
+        let absent = Warehouse::local(&folder.join("absent")).unwrap();
+        let none = block_on(report::run_sql(&absent, "SELECT 1"));
+        assert!(none.unwrap_err().to_string().contains("no warehouse"));
+    }
 }
 
 fn spec(f: impl FnOnce(&mut rules::RuleSpec)) -> rules::RuleSpec {
@@ -699,9 +683,9 @@ fn spec(f: impl FnOnce(&mut rules::RuleSpec)) -> rules::RuleSpec {
 }
 
 /// Active prod findings after adding one rule, then the rule is deleted again.
-fn hidden_by(root: &Path, rule: rules::RuleSpec) -> u64 {
+fn hidden_by(root: &Warehouse, rule: rules::RuleSpec) -> u64 {
     let before = count(root, "active_findings");
-    let added = rules::add(root, rule).unwrap();
+    let added = block_on(rules::add(root, rule)).unwrap();
     let after = count(root, "active_findings");
     assert_eq!(
         count(root, "disabled_findings"),
@@ -713,7 +697,7 @@ fn hidden_by(root: &Path, rule: rules::RuleSpec) -> u64 {
         after,
         "the assessments count what active_findings lists"
     );
-    rules::delete(root, &added.id, "tester").unwrap();
+    block_on(rules::delete(root, &added.id, "tester")).unwrap();
     assert_eq!(
         count(root, "active_findings"),
         before,
@@ -722,10 +706,8 @@ fn hidden_by(root: &Path, rule: rules::RuleSpec) -> u64 {
     before - after
 }
 
-#[test]
-fn each_rule_criterion_alone_combined_expired_and_scoped() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+fn each_rule_criterion_alone_combined_expired_and_scoped(store: &TestWarehouse) {
+    let root = &store.warehouse;
     fixture(root);
     // Latest prod findings: web has DSA-1 (Critical 9.8, patchable), PYSEC-3 (Low 3.3, patchable),
     // GO-4 (Unknown, no score, patchable), GHSA-5 (Medium 5.0, not patchable); api has PYSEC-3.
@@ -856,10 +838,8 @@ fn each_rule_criterion_alone_combined_expired_and_scoped() {
 
 /// Rules that overlap (one for the whole subscription, two for one of its registries that hide a finding
 /// in common) hide each finding once in the assessments, as in `active_findings`.
-#[test]
-fn overlapping_rules_hide_a_finding_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+fn overlapping_rules_hide_a_finding_once(store: &TestWarehouse) {
+    let root = &store.warehouse;
     fixture(root);
     for rule in [
         // Only this rule hides GHSA-5 in prod's registry `main`.
@@ -879,7 +859,7 @@ fn overlapping_rules_hide_a_finding_once() {
             s.criteria.registry = Some("main".into());
         }),
     ] {
-        rules::add(root, rule).unwrap();
+        block_on(rules::add(root, rule)).unwrap();
     }
     // The views put literals on either side of `=`: DataFusion 55 turns `c = 'x' AND 'x' = c` into `false`
     // on Utf8View columns, which is why partition columns are read as Utf8.
@@ -907,12 +887,10 @@ fn overlapping_rules_hide_a_finding_once() {
     );
 }
 
-#[test]
-fn rules_are_viewed_changed_and_deleted_with_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+fn rules_are_viewed_changed_and_deleted_with_history(store: &TestWarehouse) {
+    let root = &store.warehouse;
     fixture(root);
-    let rule = rules::add(root, spec(|s| s.criteria.category = Some("Debian".into()))).unwrap();
+    let rule = block_on(rules::add(root, spec(|s| s.criteria.category = Some("Debian".into())))).unwrap();
     assert_eq!(count(root, "active_findings"), 9);
     let disabled = report(root, "disabled", &[]);
     assert_eq!(disabled.len(), 1);
@@ -943,7 +921,7 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
     );
     assert_eq!(finding[0]["disabled_by"], rule.id.as_str());
 
-    let updated = rules::update(
+    let updated = block_on(rules::update(
         root,
         &rule.id,
         rules::RulePatch {
@@ -954,11 +932,11 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
             author: "second".into(),
             ..Default::default()
         },
-    )
+    ))
     .unwrap();
     assert_eq!(updated.version, 2);
     assert_eq!(
-        rules::show(root, &rule.id)
+        block_on(rules::show(root, &rule.id))
             .unwrap()
             .spec
             .criteria
@@ -971,7 +949,7 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
         9,
         "GHSA-5 hidden instead of DSA-1"
     );
-    let cleared = rules::update(
+    let cleared = block_on(rules::update(
         root,
         &rule.id,
         rules::RulePatch {
@@ -979,14 +957,14 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
             author: "third".into(),
             ..Default::default()
         },
-    );
+    ));
     assert!(
         cleared.unwrap_err().to_string().contains("at least one"),
         "a rule must keep a criterion"
     );
-    rules::delete(root, &rule.id, "fourth").unwrap();
-    assert!(rules::list(root, None).unwrap().is_empty());
-    let history = rules::history(root, &rule.id).unwrap();
+    block_on(rules::delete(root, &rule.id, "fourth")).unwrap();
+    assert!(block_on(rules::list(root, None)).unwrap().is_empty());
+    let history = block_on(rules::history(root, &rule.id)).unwrap();
     let ops: Vec<(&str, &str)> = history
         .iter()
         .map(|r| (r.op.as_str(), r.spec.author.as_str()))
@@ -999,24 +977,75 @@ fn rules_are_viewed_changed_and_deleted_with_history() {
             ("delete", "fourth")
         ]
     );
-    assert!(rules::show(root, &rule.id).is_err());
+    assert!(block_on(rules::show(root, &rule.id)).is_err());
 
     // Invalid rules are refused with a reason.
-    assert!(rules::add(root, spec(|_| {})).is_err(), "no criterion");
-    assert!(rules::add(
+    assert!(block_on(rules::add(root, spec(|_| {}))).is_err(), "no criterion");
+    assert!(block_on(rules::add(
         root,
         spec(|s| {
             s.criteria.cvss_below = Some(11.0);
         })
-    )
+    ))
     .is_err());
-    assert!(rules::add(
+    assert!(block_on(rules::add(
         root,
         spec(|s| {
             s.criteria.category = Some("Go".into());
             s.reason = " ".into();
         })
-    )
+    ))
     .is_err());
     let _ = NaiveDate::from_ymd_opt(2026, 1, 1);
+}
+
+crate::on_every_store!(
+    latest_views_follow_crawls_and_keep_history,
+    carried_images_are_assessed_from_the_scan_that_evaluated_them,
+    every_report_answers_on_the_fixture_warehouse,
+    report_parameters_are_checked_and_quoted,
+    each_rule_criterion_alone_combined_expired_and_scoped,
+    overlapping_rules_hide_a_finding_once,
+    rules_are_viewed_changed_and_deleted_with_history,
+    sql_is_read_only,
+);
+
+/// Every report prints the same rows from the same runs on a folder, Azurite and the S3 server.
+#[test]
+fn every_report_prints_identical_rows_on_every_store() {
+    let mut stores = vec![("local", TestWarehouse::local())];
+    stores.extend(TestWarehouse::azurite().map(|s| ("azurite", s)));
+    stores.extend(TestWarehouse::s3().map(|s| ("s3", s)));
+    let digest = format!("sha256:{}", "04".repeat(32));
+    let mut printed: Vec<(&str, BTreeMap<String, String>)> = Vec::new();
+    for (name, store) in &stores {
+        fixture(&store.warehouse);
+        let mut reports = BTreeMap::new();
+        for info in report::list_reports() {
+            let params: Vec<(&str, &str)> = info
+                .params
+                .iter()
+                .filter(|p| p.required)
+                .map(|p| match p.name.as_str() {
+                    "advisory" => ("advisory", "DSA-2"),
+                    "finding_id" => ("finding_id", "GO-4"),
+                    "since" => ("since", "2026-02-01"),
+                    "registry" => ("registry", "main"),
+                    "repository" => ("repository", "apps/web"),
+                    "digest" => ("digest", digest.as_str()),
+                    other => panic!("report {} takes {other}: give it a value", info.name),
+                })
+                .collect();
+            let rows = report(&store.warehouse, &info.name, &params);
+            reports.insert(info.name.clone(), serde_json::to_string(&rows).unwrap());
+        }
+        printed.push((name, reports));
+    }
+    let (first, expected) = &printed[0];
+    assert!(expected.values().any(|rows| rows.len() > 2), "the reports print rows");
+    for (name, reports) in &printed[1..] {
+        for (report_name, rows) in reports {
+            assert_eq!(rows, &expected[report_name], "{report_name} on {name} vs {first}");
+        }
+    }
 }

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod demo_images;
+pub mod object_stores;
+pub mod stores;
 
 use serde_json::json;
 use sha2::Digest as _;
