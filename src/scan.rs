@@ -21,8 +21,8 @@ use crate::registry::{crawl_registry, ImageRecord, Source};
 use crate::select::{self, History, ImageKey, Policy, StoredImage};
 use crate::vulndb::Database;
 use crate::warehouse::{
-    self, Carried, CommitInfo, CrawledRegistry, RunRecord, ScanRun, ScannedImage, Selection,
-    Shard, Warehouse, WarehouseError,
+    self, Carried, CommitInfo, CrawledRegistry, RunRecord, ScanRun, ScannedImage, Selection, Shard,
+    Warehouse, WarehouseError,
 };
 
 /// Images inventoried and matched at once.
@@ -829,7 +829,10 @@ pub async fn scan_locked(
     // Shards of one run work side by side: each holds the lock of its own share.
     let mut keys = scope.to_vec();
     if options.shard.count > 1 {
-        keys.push(format!("shard {}/{}", options.shard.index, options.shard.count));
+        keys.push(format!(
+            "shard {}/{}",
+            options.shard.index, options.shard.count
+        ));
     }
     let lock = warehouse::RunLock::acquire(&store, &keys, wait)
         .await

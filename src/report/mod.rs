@@ -158,13 +158,16 @@ async fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<
     files.extend(scans.iter().map(|scan| scan.marker.clone()));
     let register = |name: &str, table: Table, files: &[PartitionFile]| {
         let provider = files::FilesTable::new(warehouse, table, files)?;
-        ctx.register_table(name, Arc::new(provider))
-            .map(|_| ())
+        ctx.register_table(name, Arc::new(provider)).map(|_| ())
     };
     for table in Table::ALL {
         match table {
             Table::DisableRules => {
-                register(table.name(), table, &read::partition_files(warehouse, table).await?)?;
+                register(
+                    table.name(),
+                    table,
+                    &read::partition_files(warehouse, table).await?,
+                )?;
             }
             Table::Activity => {
                 let listed = read::partition_files(warehouse, table).await?;

@@ -425,10 +425,13 @@ async fn read_all(warehouse: &Warehouse) -> Result<BTreeMap<String, Vec<Rule>>, 
     let mut rules: BTreeMap<String, Vec<Rule>> = BTreeMap::new();
     // An unreadable file may be a rule: it is an error, never skipped.
     for file in read::partition_files(warehouse, Table::DisableRules).await? {
-        let bytes = warehouse.get(&file.key).await?.ok_or_else(|| RuleError::Read {
-            path: file.path.clone(),
-            source: ReadError::Vanished,
-        })?;
+        let bytes = warehouse
+            .get(&file.key)
+            .await?
+            .ok_or_else(|| RuleError::Read {
+                path: file.path.clone(),
+                source: ReadError::Vanished,
+            })?;
         let file_rules = read_file(bytes).map_err(|source| RuleError::Read {
             path: file.path.clone(),
             source,

@@ -29,7 +29,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::schema::Table;
 use super::store::{Created, Warehouse};
-use super::write::{crawls_batch, encode, images_batch, packages_batch, findings_batch, scans_batch};
+use super::write::{
+    crawls_batch, encode, findings_batch, images_batch, packages_batch, scans_batch,
+};
 use super::{partition_key, CrawledRegistry, ScanRun, ScannedImage, Selection, WarehouseError};
 
 /// Files of a run that never committed, and that no manifest names, are removed once this old: younger
@@ -429,7 +431,10 @@ pub async fn commit_run(
     files.sort();
     fault_point("before-marker");
     let row = scans_batch(record, &manifests, &files)?;
-    match warehouse.create(&marker, encode(Table::Scans, &row)?).await? {
+    match warehouse
+        .create(&marker, encode(Table::Scans, &row)?)
+        .await?
+    {
         Created::Yes(_) => outcome.committed_now = true,
         Created::Exists => {
             outcome.already = true;
@@ -503,7 +508,10 @@ async fn read_manifests(
 }
 
 /// Finishes run `run_id` by hand (`vigil commit`): commits it when every shard's manifest is in place.
-pub async fn commit_by_id(warehouse: &Warehouse, run_id: &str) -> Result<RunCommit, WarehouseError> {
+pub async fn commit_by_id(
+    warehouse: &Warehouse,
+    run_id: &str,
+) -> Result<RunCommit, WarehouseError> {
     let record = read_run(warehouse, run_id)
         .await?
         .ok_or_else(|| WarehouseError::NoSuchRun(run_id.to_string()))?;
@@ -586,7 +594,10 @@ pub async fn commit(warehouse: &Warehouse, run: &ScanRun) -> Result<CommitInfo, 
         shards: 1,
     };
     check_run_id(&record.run_id)?;
-    if let Created::Exists = warehouse.create(&run_key(&record.run_id), json(&record)?).await? {
+    if let Created::Exists = warehouse
+        .create(&run_key(&record.run_id), json(&record)?)
+        .await?
+    {
         if warehouse.get(&marker_key(&record.scan_id)).await?.is_some() {
             return Err(WarehouseError::AlreadyCommitted(record.run_id));
         }
@@ -613,7 +624,9 @@ mod tests {
         let mut per_shard = [0; 4];
         for n in 0..1000 {
             let repo = format!("team/app-{n}");
-            let owners: Vec<usize> = (0..4).filter(|&i| shards[i].owns("prod", "main", &repo)).collect();
+            let owners: Vec<usize> = (0..4)
+                .filter(|&i| shards[i].owns("prod", "main", &repo))
+                .collect();
             assert_eq!(owners.len(), 1, "{repo} belongs to exactly one shard");
             per_shard[owners[0]] += 1;
         }

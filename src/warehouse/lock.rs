@@ -161,8 +161,7 @@ impl Lease {
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown host".into()),
                 std::process::id()
             ),
-            expires_at: Utc::now()
-                + chrono::Duration::from_std(LEASE_TTL).expect("a minute fits"),
+            expires_at: Utc::now() + chrono::Duration::from_std(LEASE_TTL).expect("a minute fits"),
         }
     }
 
@@ -251,7 +250,9 @@ async fn renew(warehouse: Warehouse, key: String, owner: String, mut version: Ve
                 tracing::error!(lock = %warehouse.describe(&key), "run lock lost: another run took it over");
                 return;
             }
-            Err(err) => tracing::warn!(lock = %warehouse.describe(&key), "cannot renew run lock: {err}"),
+            Err(err) => {
+                tracing::warn!(lock = %warehouse.describe(&key), "cannot renew run lock: {err}")
+            }
         }
     }
 }
@@ -262,7 +263,8 @@ impl Drop for LeaseGuard {
         if self.released {
             return;
         }
-        let (warehouse, key, owner) = (self.warehouse.clone(), self.key.clone(), self.owner.clone());
+        let (warehouse, key, owner) =
+            (self.warehouse.clone(), self.key.clone(), self.owner.clone());
         // Released in the background; if the runtime is gone, the lease simply expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { release_lease(&warehouse, &key, &owner).await });

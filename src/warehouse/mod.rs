@@ -240,9 +240,16 @@ impl WarehouseError {
                 | object_store::Error::Unauthenticated { .. } => true,
                 other => {
                     let text = other.to_string();
-                    ["ContainerNotFound", "NoSuchBucket", "AuthenticationFailed", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthorizationFailure"]
-                        .iter()
-                        .any(|code| text.contains(code))
+                    [
+                        "ContainerNotFound",
+                        "NoSuchBucket",
+                        "AuthenticationFailed",
+                        "InvalidAccessKeyId",
+                        "SignatureDoesNotMatch",
+                        "AuthorizationFailure",
+                    ]
+                    .iter()
+                    .any(|code| text.contains(code))
                 }
             },
             _ => false,

@@ -536,7 +536,12 @@ fn marker_files(
     Ok(Some(
         keys.iter()
             .zip(sizes.iter())
-            .map(|(key, size)| (key.unwrap_or_default().to_string(), size.unwrap_or(0).max(0) as u64))
+            .map(|(key, size)| {
+                (
+                    key.unwrap_or_default().to_string(),
+                    size.unwrap_or(0).max(0) as u64,
+                )
+            })
             .collect(),
     ))
 }
@@ -593,9 +598,11 @@ pub async fn scan_files(
     let mut legacy = BTreeSet::new();
     for scan in scans {
         match &scan.files {
-            Some(files) => out.extend(files.iter().filter_map(|(key, size)| {
-                PartitionFile::parse(warehouse, key, *size)
-            })),
+            Some(files) => out.extend(
+                files
+                    .iter()
+                    .filter_map(|(key, size)| PartitionFile::parse(warehouse, key, *size)),
+            ),
             None => {
                 legacy.insert(scan.scan_id.as_str());
             }
@@ -604,7 +611,11 @@ pub async fn scan_files(
     if !legacy.is_empty() {
         for table in Table::SCANNED {
             for file in partition_files(warehouse, table).await? {
-                if file.values.last().is_some_and(|id| legacy.contains(id.as_str())) {
+                if file
+                    .values
+                    .last()
+                    .is_some_and(|id| legacy.contains(id.as_str()))
+                {
                     out.push(file);
                 }
             }

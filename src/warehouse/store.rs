@@ -198,7 +198,8 @@ impl Warehouse {
                         .filter(|h| !h.is_empty())
                         .ok_or_else(|| invalid("names no container or bucket".into()))?
                         .to_string();
-                    let prefix = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
+                    let prefix =
+                        Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
                     let store: Arc<dyn ObjectStore> = match url.scheme() {
                         "az" | "abfs" | "abfss" | "azure" => {
                             Arc::new(azure(&bucket, options, secrets)?)
@@ -392,7 +393,10 @@ impl Warehouse {
     }
 
     /// Every object under `key_prefix` (a folder key, `""` for the whole warehouse), with its key.
-    pub async fn list(&self, key_prefix: &str) -> Result<Vec<(String, ObjectMeta)>, WarehouseError> {
+    pub async fn list(
+        &self,
+        key_prefix: &str,
+    ) -> Result<Vec<(String, ObjectMeta)>, WarehouseError> {
         let prefix = self.path(key_prefix);
         let metas: Vec<ObjectMeta> = self
             .store
@@ -554,11 +558,8 @@ impl ObjectStore for CountingStore {
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
         let counts = self.counts.clone();
-        self.inner.delete_stream(
-            locations
-                .inspect(move |_| count(&counts.deletes))
-                .boxed(),
-        )
+        self.inner
+            .delete_stream(locations.inspect(move |_| count(&counts.deletes)).boxed())
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -599,7 +600,10 @@ mod tests {
     fn locations_are_paths_unless_they_have_a_scheme() {
         assert_eq!(Location::parse("./w"), Location::Local("./w".into()));
         assert_eq!(Location::parse("file:///w"), Location::Local("/w".into()));
-        assert_eq!(Location::parse("az://c/p"), Location::Url("az://c/p".into()));
+        assert_eq!(
+            Location::parse("az://c/p"),
+            Location::Url("az://c/p".into())
+        );
         assert_eq!(
             Location::parse("w").resolved(FsPath::new("/etc/vigil")),
             Location::Local("/etc/vigil/w".into())
@@ -618,7 +622,10 @@ mod tests {
                 .to_string()
         };
         let error = open("gs://bucket/w", &[]);
-        assert!(error.contains("gs://bucket/w") && error.contains("unsupported scheme gs://"), "{error}");
+        assert!(
+            error.contains("gs://bucket/w") && error.contains("unsupported scheme gs://"),
+            "{error}"
+        );
         let error = open("az://c/w", &[("azure_storage_account_key", "k")]);
         assert!(error.contains("is a secret"), "{error}");
         let error = open("s3://b/w", &[("aws_no_such_option", "1")]);
@@ -634,15 +641,27 @@ mod tests {
         let key = "t/subscription=a%2Fb/x.json";
         assert_eq!(warehouse.key_of(&warehouse.path(key)).unwrap(), key);
         assert_eq!(
-            warehouse.create(key, Bytes::from_static(b"1")).await.unwrap(),
-            Created::Yes(Version { e_tag: warehouse.get_versioned(key).await.unwrap().unwrap().1.e_tag, version: None })
+            warehouse
+                .create(key, Bytes::from_static(b"1"))
+                .await
+                .unwrap(),
+            Created::Yes(Version {
+                e_tag: warehouse.get_versioned(key).await.unwrap().unwrap().1.e_tag,
+                version: None
+            })
         );
         assert_eq!(
-            warehouse.create(key, Bytes::from_static(b"2")).await.unwrap(),
+            warehouse
+                .create(key, Bytes::from_static(b"2"))
+                .await
+                .unwrap(),
             Created::Exists
         );
         assert!(dir.path().join("t/subscription=a%2Fb/x.json").is_file());
-        assert_eq!(warehouse.get(key).await.unwrap().unwrap(), Bytes::from_static(b"1"));
+        assert_eq!(
+            warehouse.get(key).await.unwrap().unwrap(),
+            Bytes::from_static(b"1")
+        );
         let listed = warehouse.list("t").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].0, key);

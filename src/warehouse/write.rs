@@ -17,8 +17,7 @@ use super::commit::{Manifest, RunRecord};
 use super::schema::{image_id, Table};
 use super::store::Warehouse;
 use super::{
-    partition_key, CrawledRegistry, FindingCounts, ScanRun, ScannedImage, Selection,
-    WarehouseError,
+    partition_key, CrawledRegistry, FindingCounts, ScanRun, ScannedImage, Selection, WarehouseError,
 };
 use crate::matcher::{Finding, Severity};
 
@@ -95,7 +94,10 @@ pub fn severity_rank(severity: Severity) -> i32 {
     }
 }
 
-pub(super) fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
+pub(super) fn images_batch(
+    run: &ScanRun,
+    images: &[&ScannedImage],
+) -> Result<RecordBatch, WarehouseError> {
     let scanned_at = micros(run.started_at);
     let os = |i: &ScannedImage| i.inventory.os.clone();
     let pretty: Vec<Option<String>> = images
@@ -180,7 +182,10 @@ pub(super) fn images_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<Re
     )
 }
 
-pub(super) fn packages_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
+pub(super) fn packages_batch(
+    run: &ScanRun,
+    images: &[&ScannedImage],
+) -> Result<RecordBatch, WarehouseError> {
     let rows: Vec<(&ScannedImage, &crate::model::Package)> = images
         .iter()
         .filter(|i| i.inventory_scan_id.is_none() && i.carried.is_none())
@@ -209,7 +214,10 @@ pub(super) fn packages_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<
     )
 }
 
-pub(super) fn findings_batch(run: &ScanRun, images: &[&ScannedImage]) -> Result<RecordBatch, WarehouseError> {
+pub(super) fn findings_batch(
+    run: &ScanRun,
+    images: &[&ScannedImage],
+) -> Result<RecordBatch, WarehouseError> {
     let rows: Vec<(&ScannedImage, &Finding)> = images
         .iter()
         .flat_map(|i| i.findings.iter().map(move |f| (*i, f)))
@@ -492,6 +500,8 @@ pub async fn write_activity(
         "{}/{name}",
         partition_key(Table::Activity, &[subscription, registry])
     );
-    warehouse.put(&key, encode(Table::Activity, &batch)?).await?;
+    warehouse
+        .put(&key, encode(Table::Activity, &batch)?)
+        .await?;
     Ok(Some(key))
 }

@@ -20,6 +20,7 @@ mod report;
 mod scan;
 mod schedule_run;
 mod schedules;
+mod shards;
 mod versions;
 mod vulndb;
 mod warehouse;

@@ -305,10 +305,10 @@ fn assessed(root: &Warehouse) -> u64 {
 
 fn count(root: &Warehouse, view: &str) -> u64 {
     let batches = block_on(report::run_sql(
-            root,
-            &format!("SELECT count(*) AS n FROM {view}"),
-        ))
-        .unwrap();
+        root,
+        &format!("SELECT count(*) AS n FROM {view}"),
+    ))
+    .unwrap();
     rows(&batches)[0]["n"].as_u64().unwrap()
 }
 
@@ -341,7 +341,11 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them(store: &TestWar
             CoverageStatus::Complete,
         )
     };
-    block_on(warehouse::commit::commit(root, &run(at, &[("prod", "main")], vec![web(&all)]))).unwrap();
+    block_on(warehouse::commit::commit(
+        root,
+        &run(at, &[("prod", "main")], vec![web(&all)]),
+    ))
+    .unwrap();
     // Re-evaluated against a newer advisory DB: only two findings left.
     let evaluated = run(
         at + Duration::hours(1),
@@ -359,8 +363,11 @@ fn carried_images_are_assessed_from_the_scan_that_evaluated_them(store: &TestWar
         }),
         ..web(&[])
     };
-    block_on(warehouse::commit::commit(root, &run(at + Duration::hours(2), &[("prod", "main")], vec![carried]),
-    )).unwrap();
+    block_on(warehouse::commit::commit(
+        root,
+        &run(at + Duration::hours(2), &[("prod", "main")], vec![carried]),
+    ))
+    .unwrap();
 
     assert_eq!(count(root, "latest_images"), 1);
     assert_eq!(count(root, "latest_findings"), 2);
@@ -399,9 +406,11 @@ fn images_rows_without_stored_counts_still_answer() {
     let root = &store.warehouse;
     fixture(root);
     let findings = report(root, "recommendations", &[])[0]["findings"].clone();
-    let folder = root.local_root().unwrap().join("images");
-    for (_, path) in common::files_under(&folder) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+    // Files as Vigil wrote them before it stored per-severity counts, and `scans` rows from before runs
+    // named their files (read by listing their partitions).
+    let folder = root.local_root().unwrap();
+    let rewrite = |path: &std::path::Path, drop: &[&str]| {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
             .unwrap()
             .build()
             .unwrap();
@@ -409,15 +418,13 @@ fn images_rows_without_stored_counts_still_answer() {
             .map(|batch| {
                 let batch = batch.unwrap();
                 let keep: Vec<usize> = (0..batch.num_columns())
-                    .filter(|&i| {
-                        !FINDING_COUNT_COLUMNS.contains(&batch.schema().field(i).name().as_str())
-                    })
+                    .filter(|&i| !drop.contains(&batch.schema().field(i).name().as_str()))
                     .collect();
                 batch.project(&keep).unwrap()
             })
             .collect();
         let mut writer = ArrowWriter::try_new(
-            std::fs::File::create(&path).unwrap(),
+            std::fs::File::create(path).unwrap(),
             batches[0].schema(),
             None,
         )
@@ -426,6 +433,12 @@ fn images_rows_without_stored_counts_still_answer() {
             writer.write(batch).unwrap();
         }
         writer.close().unwrap();
+    };
+    for (_, path) in common::files_under(&folder.join("images")) {
+        rewrite(&path, &FINDING_COUNT_COLUMNS);
+    }
+    for (_, path) in common::files_under(&folder.join("scans")) {
+        rewrite(&path, &["run_id", "shards", "files", "file_sizes"]);
     }
 
     let summary = &report(root, "recommendations", &[])[0];
@@ -623,11 +636,11 @@ fn report_parameters_are_checked_and_quoted(store: &TestWarehouse) {
     assert!(nope.unwrap_err().to_string().contains("recommendations"));
     // A quote in a value is data, not SQL.
     let injected = block_on(report::run_report(
-            dir,
-            "repositories",
-            &params(&[("registry", "main' OR '1'='1")]),
-        ))
-        .unwrap();
+        dir,
+        "repositories",
+        &params(&[("registry", "main' OR '1'='1")]),
+    ))
+    .unwrap();
     assert_eq!(injected.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     // Every report declares what it answers and every parameter it uses.
     for info in report::list_reports() {
@@ -656,12 +669,10 @@ fn sql_is_read_only(store: &TestWarehouse) {
         "CREATE VIEW v AS SELECT 1",
         "SET datafusion.execution.batch_size = 1",
     ] {
-        let err = block_on(report::run_sql(dir, statement))
-            .unwrap_err();
+        let err = block_on(report::run_sql(dir, statement)).unwrap_err();
         assert!(err.to_string().contains("read-only"), "{statement}: {err}");
     }
-    let ok = block_on(report::run_sql(dir, "SHOW TABLES"))
-        .unwrap();
+    let ok = block_on(report::run_sql(dir, "SHOW TABLES")).unwrap();
     assert!(!ok.is_empty());
     if let Some(folder) = dir.local_root() {
         let absent = Warehouse::local(&folder.join("absent")).unwrap();
@@ -890,7 +901,11 @@ fn overlapping_rules_hide_a_finding_once(store: &TestWarehouse) {
 fn rules_are_viewed_changed_and_deleted_with_history(store: &TestWarehouse) {
     let root = &store.warehouse;
     fixture(root);
-    let rule = block_on(rules::add(root, spec(|s| s.criteria.category = Some("Debian".into())))).unwrap();
+    let rule = block_on(rules::add(
+        root,
+        spec(|s| s.criteria.category = Some("Debian".into())),
+    ))
+    .unwrap();
     assert_eq!(count(root, "active_findings"), 9);
     let disabled = report(root, "disabled", &[]);
     assert_eq!(disabled.len(), 1);
@@ -980,7 +995,10 @@ fn rules_are_viewed_changed_and_deleted_with_history(store: &TestWarehouse) {
     assert!(block_on(rules::show(root, &rule.id)).is_err());
 
     // Invalid rules are refused with a reason.
-    assert!(block_on(rules::add(root, spec(|_| {}))).is_err(), "no criterion");
+    assert!(
+        block_on(rules::add(root, spec(|_| {}))).is_err(),
+        "no criterion"
+    );
     assert!(block_on(rules::add(
         root,
         spec(|s| {
@@ -1042,10 +1060,16 @@ fn every_report_prints_identical_rows_on_every_store() {
         printed.push((name, reports));
     }
     let (first, expected) = &printed[0];
-    assert!(expected.values().any(|rows| rows.len() > 2), "the reports print rows");
+    assert!(
+        expected.values().any(|rows| rows.len() > 2),
+        "the reports print rows"
+    );
     for (name, reports) in &printed[1..] {
         for (report_name, rows) in reports {
-            assert_eq!(rows, &expected[report_name], "{report_name} on {name} vs {first}");
+            assert_eq!(
+                rows, &expected[report_name],
+                "{report_name} on {name} vs {first}"
+            );
         }
     }
 }

@@ -320,11 +320,10 @@ fn overlapping_runs_of_one_scope_skip_or_wait() {
     let warehouse = work.path().join("warehouse");
     let scope = vec!["prod/main".to_string()];
     let store = vigil::warehouse::Warehouse::local(&warehouse).unwrap();
-    let held = crate::common::stores::block_on(vigil::warehouse::RunLock::acquire(
-        &store, &scope, false,
-    ))
-    .unwrap()
-    .unwrap();
+    let held =
+        crate::common::stores::block_on(vigil::warehouse::RunLock::acquire(&store, &scope, false))
+            .unwrap()
+            .unwrap();
     let skipped = run_schedule(&config, &[]);
     assert_eq!(skipped.code, 0, "{}", skipped.stderr);
     assert!(

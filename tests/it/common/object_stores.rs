@@ -342,6 +342,10 @@ fn find_program(env_var: &str, installed: Option<PathBuf>, name: &str) -> Option
 }
 
 fn skip(what: &str) {
+    // CI installs both servers: there a missing one is a failure, not a skip.
+    if std::env::var_os("VIGIL_REQUIRE_OBJECT_STORES").is_some() {
+        panic!("{what} is not installed and VIGIL_REQUIRE_OBJECT_STORES is set (run .ci/install-object-stores)");
+    }
     // Straight to stderr: libtest captures `eprintln!` of passing tests, which would hide the skip.
     let _ = writeln!(
         std::io::stderr(),

@@ -1,0 +1,304 @@
+//! Sharded runs: the bundled example images plus 1 000 generated ones, scanned by 1, 2 and 4 `vigil`
+//! processes at once, give the same images, packages and findings; a shard killed at each point of its
+//! commit and rerun with the same run id gives the same result and one `scans` row; a run missing a shard
+//! stays invisible until the shard is rerun.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::stores::TestWarehouse;
+use crate::common::{repo_root, vigil, LayoutBuilder, Run};
+
+/// Generated images: repositories of 4 tags, each image a Debian base with a Python package.
+const TAGS: usize = 4;
+
+/// The fixture shared by every run: the layouts, the advisory DB, a layer cache per run.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// The examples and `repositories` generated repositories.
+    fn new(repositories: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut layout = LayoutBuilder::new(&dir.path().join("generated"));
+        let os_release: &[u8] =
+            b"ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n";
+        for repository in 0..repositories {
+            for tag in 0..TAGS {
+                let metadata =
+                    format!("Metadata-Version: 2.1\nName: jinja2\nVersion: 2.{repository}.{tag}\n");
+                let image = layout.image(
+                    &[
+                        ("etc/os-release", os_release),
+                        (
+                            "usr/lib/python3/dist-packages/jinja2-2.0.dist-info/METADATA",
+                            metadata.as_bytes(),
+                        ),
+                    ],
+                    "linux",
+                    "amd64",
+                );
+                layout.tag(
+                    &image,
+                    &format!("team{}/app{repository}:v{tag}", repository % 7),
+                );
+            }
+        }
+        let fixture = Fixture { dir };
+        let import = vigil(
+            &[
+                "db",
+                "import",
+                repo_root()
+                    .join("examples/demo/advisories")
+                    .to_str()
+                    .unwrap(),
+                "--db",
+                fixture.db().to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(import.code, 0, "{}", import.stderr);
+        fixture
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    /// A configuration writing to `store`, with its own layer cache.
+    fn config(&self, store: &TestWarehouse, name: &str) -> PathBuf {
+        let text = format!(
+            "advisory_db = {:?}\ncache = {:?}\n{}\n[[subscription]]\nid = \"prod\"\n\
+             [[subscription.registry]]\nname = \"examples\"\nurl = \"oci:{}\"\n\
+             [[subscription.registry]]\nname = \"generated\"\nurl = \"oci:{}\"\n",
+            self.db(),
+            self.dir.path().join(format!("cache-{name}")),
+            store.config_toml(),
+            repo_root().join("examples/demo/layout").display(),
+            self.dir.path().join("generated").display(),
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+fn scan(config: &Path, shard: Option<(u32, u32, &str)>, env: &[(&str, &str)]) -> Run {
+    let config = config.to_str().unwrap();
+    let shard_arg = shard.map(|(i, n, _)| format!("{i}/{n}"));
+    let mut args = vec!["scan", "--config", config];
+    if let (Some((_, _, run_id)), Some(shard_arg)) = (shard, &shard_arg) {
+        args.extend(["--shard", shard_arg.as_str(), "--run-id", run_id]);
+    }
+    vigil(&args, env)
+}
+
+fn sql(config: &Path, query: &str, env: &[(&str, &str)]) -> String {
+    let run = vigil(
+        &[
+            "sql",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "csv",
+            query,
+        ],
+        env,
+    );
+    assert_eq!(run.code, 0, "{query}: {}", run.stderr);
+    run.stdout
+}
+
+/// What a run committed, in a form two runs can be compared by: every image, package and finding.
+fn committed(config: &Path, env: &[(&str, &str)]) -> (String, String, String) {
+    (
+        sql(
+            config,
+            "SELECT registry, repository, image_digest, platform, package_count, coverage_status, \
+             finding_count FROM latest_images ORDER BY 1, 2, 3, 4",
+            env,
+        ),
+        sql(
+            config,
+            "SELECT registry, repository, image_digest, name, version FROM packages ORDER BY 1, 2, 3, 4, 5",
+            env,
+        ),
+        sql(
+            config,
+            "SELECT registry, repository, image_digest, finding_id, package_name FROM findings \
+             ORDER BY 1, 2, 3, 4, 5",
+            env,
+        ),
+    )
+}
+
+fn scans(config: &Path, env: &[(&str, &str)]) -> usize {
+    let csv = sql(config, "SELECT scan_id FROM scans", env);
+    csv.lines()
+        .filter(|line| !line.is_empty())
+        .count()
+        .saturating_sub(1)
+}
+
+/// Runs `count` shards of run `run_id` at once.
+fn sharded(config: &Path, count: u32, run_id: &str, env: &[(&str, &str)]) {
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..count)
+            .map(|index| scope.spawn(move || scan(config, Some((index, count, run_id)), env)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.stderr.contains("committed the run"))
+            .count(),
+        1,
+        "exactly one shard commits the run"
+    );
+}
+
+fn shards_find_what_one_process_finds(fixture: &Fixture, stores: [TestWarehouse; 3]) {
+    let [one, two, four] = stores;
+    let whole = fixture.config(&one, "one");
+    let env = one.env_refs();
+    let run = scan(&whole, None, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let expected = committed(&whole, &env);
+    let images = expected.0.lines().count() - 1;
+    assert!(images > 1000, "{images} images");
+    assert!(
+        expected.2.lines().count() > 10,
+        "the examples have findings"
+    );
+
+    for (store, count) in [(&two, 2), (&four, 4)] {
+        let config = fixture.config(store, &format!("n{count}"));
+        let env = store.env_refs();
+        sharded(&config, count, &format!("nightly-{count}"), &env);
+        assert_eq!(scans(&config, &env), 1);
+        let got = committed(&config, &env);
+        assert!(got.0 == expected.0, "images differ with {count} shards");
+        assert!(got.1 == expected.1, "packages differ with {count} shards");
+        assert!(got.2 == expected.2, "findings differ with {count} shards");
+    }
+}
+
+#[test]
+fn shards_find_what_one_process_finds_on_a_folder() {
+    let fixture = Fixture::new(250);
+    shards_find_what_one_process_finds(
+        &fixture,
+        [
+            TestWarehouse::local(),
+            TestWarehouse::local(),
+            TestWarehouse::local(),
+        ],
+    );
+}
+
+#[test]
+fn shards_find_what_one_process_finds_on_s3() {
+    let fixture = Fixture::new(250);
+    let Some(stores) = (0..3)
+        .map(|_| TestWarehouse::s3())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let stores: [TestWarehouse; 3] = stores.try_into().ok().unwrap();
+    shards_find_what_one_process_finds(&fixture, stores);
+}
+
+#[test]
+fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
+    let fixture = Fixture::new(25);
+    let reference = TestWarehouse::local();
+    let config = fixture.config(&reference, "reference");
+    sharded(&config, 2, "reference", &[]);
+    let expected = committed(&config, &[]);
+
+    for point in [
+        "after-first-file",
+        "after-manifest",
+        "before-marker",
+        "after-marker",
+    ] {
+        let store = TestWarehouse::local();
+        let config = fixture.config(&store, point);
+        let run_id = format!("killed-{point}");
+        // Shard 1 finishes first; shard 0 is killed at `point`.
+        let other = scan(&config, Some((1, 2, &run_id)), &[]);
+        assert_eq!(other.code, 0, "{}", other.stderr);
+        assert!(
+            other.stderr.contains("commits when shards 0 finish"),
+            "{}",
+            other.stderr
+        );
+        let killed = scan(
+            &config,
+            Some((0, 2, &run_id)),
+            &[("VIGIL_FAULT_COMMIT", point)],
+        );
+        assert_ne!(killed.code, 0, "{point}: the fault point kills the shard");
+        if point == "after-marker" {
+            // Killed after the commit marker: the run is committed, and a rerun has nothing to do.
+            assert_eq!(scans(&config, &[]), 1, "{point}");
+            let rerun = scan(&config, Some((0, 2, &run_id)), &[]);
+            assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+            assert!(
+                rerun.stderr.contains("already committed"),
+                "{}",
+                rerun.stderr
+            );
+        } else {
+            // A run missing a shard stays invisible, to `vigil commit` too.
+            assert_eq!(scans(&config, &[]), 0, "{point}: nothing visible");
+            let commit = vigil(
+                &[
+                    "commit",
+                    "--run-id",
+                    &run_id,
+                    "--config",
+                    config.to_str().unwrap(),
+                ],
+                &[],
+            );
+            if point == "after-manifest" || point == "before-marker" {
+                // Both manifests are in place: committing by hand finishes the run.
+                assert_eq!(commit.code, 0, "{}", commit.stderr);
+                assert!(commit.stderr.contains("committed"), "{}", commit.stderr);
+            } else {
+                assert_eq!(commit.code, 1, "{}", commit.stderr);
+                assert!(commit.stderr.contains("shards 0"), "{}", commit.stderr);
+                let rerun = scan(&config, Some((0, 2, &run_id)), &[]);
+                assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+            }
+        }
+        assert_eq!(scans(&config, &[]), 1, "{point}: exactly one scans row");
+        let got = committed(&config, &[]);
+        assert!(
+            got == expected,
+            "{point}: the rerun gives what an unbroken run gives"
+        );
+        let again = vigil(
+            &[
+                "commit",
+                "--run-id",
+                &run_id,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert!(
+            again.stderr.contains("already committed"),
+            "{}",
+            again.stderr
+        );
+    }
+}
