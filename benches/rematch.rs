@@ -117,18 +117,20 @@ fn main() {
         crawled: Vec::new(),
         images,
     };
-    warehouse::commit(&root, &run).expect("commit");
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    let store = warehouse::Warehouse::local(&root).expect("a local warehouse");
+    runtime
+        .block_on(warehouse::commit::commit(&store, &run))
+        .expect("commit");
     let mut best = f64::MAX;
     let mut findings = 0;
     for _ in 0..ROUNDS {
         let started = Instant::now();
         let history = runtime
-            .block_on(select::load_history(&root))
+            .block_on(select::load_history(&store))
             .expect("history");
         let wanted: Vec<(ImageKey, String)> = history
             .previous
@@ -136,7 +138,7 @@ fn main() {
             .map(|(key, previous)| (key.clone(), previous.inventory_scan_id.clone()))
             .collect();
         let stored = runtime
-            .block_on(select::stored_packages(&root, &wanted))
+            .block_on(select::stored_packages(&store, &wanted))
             .expect("packages");
         findings = 0;
         for (key, previous) in &history.previous {

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use vigil::matcher::{Finding, Severity, SeveritySource};
 use vigil::model::{Coverage, CoverageStatus, Inventory, PackageType};
 use vigil::report::{self, rules};
-use vigil::warehouse::{self, CrawledRegistry, ScanRun, ScannedImage};
+use vigil::warehouse::{self, CrawledRegistry, ScanRun, ScannedImage, Warehouse};
 
 const SUBSCRIPTIONS: usize = 5;
 const REGISTRIES: usize = 20;
@@ -118,6 +118,7 @@ fn digest(subscription: usize, registry: usize, image: usize) -> String {
 }
 
 fn generate(root: &Path, rows: usize) {
+    let store = Warehouse::local(root).expect("a local warehouse");
     let advisories = advisories();
     let db_hash: Arc<str> = Arc::from("bench");
     let images_per_partition = (rows / (SUBSCRIPTIONS * REGISTRIES) / FINDINGS_PER_IMAGE).max(1);
@@ -180,7 +181,8 @@ fn generate(root: &Path, rows: usize) {
                 }],
                 images,
             };
-            warehouse::commit(root, &run).expect("commit a bench run");
+            futures::executor::block_on(warehouse::commit::commit(&store, &run))
+                .expect("commit a bench run");
         }
     }
     let rule = |subscription: &str, f: &dyn Fn(&mut rules::RuleSpec)| {
@@ -192,7 +194,7 @@ fn generate(root: &Path, rows: usize) {
         })
         .expect("a subscription is given");
         f(&mut spec);
-        rules::add(root, spec).expect("add a bench rule");
+        futures::executor::block_on(rules::add(&store, spec)).expect("add a bench rule");
     };
     rule("sub-0", &|s| s.criteria.category = Some("npm".into()));
     rule("sub-1", &|s| {
@@ -255,11 +257,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let statements = report::view_statements(&root).unwrap();
+    let store = Warehouse::local(&root).unwrap();
+    let statements = runtime.block_on(report::view_statements(&store)).unwrap();
     let infos = report::list_reports();
-    let committed: Vec<String> = warehouse::committed_scans(&root)
+    let committed: Vec<String> = runtime
+        .block_on(warehouse::read::committed_scans(&store))
         .unwrap()
         .into_iter()
+        .map(|scan| scan.scan_id)
         .collect();
     let mut jobs = Vec::new();
     for (name, params) in &reports {
@@ -274,7 +279,7 @@ fn main() {
         for run in 0..=RUNS {
             let start = Instant::now();
             let batches = runtime
-                .block_on(report::run_report(&root, name, &params))
+                .block_on(report::run_report(&store, name, &params))
                 .unwrap();
             if run > 0 {
                 times.push(start.elapsed());

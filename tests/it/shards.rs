@@ -302,3 +302,137 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
         );
     }
 }
+
+/// pyarrow reads the warehouse on Azurite and on the S3 server the way the README says (the files the
+/// `scans` rows name, with their Hive partitions) and counts what Vigil counts.
+#[test]
+fn pyarrow_reads_the_warehouse_on_object_storage_and_agrees_with_vigil() {
+    let Some(python) = crate::common::object_stores::python() else {
+        return;
+    };
+    let fixture = Fixture::new(5);
+    let stores: Vec<(TestWarehouse, String)> = [
+        TestWarehouse::azurite().map(|s| {
+            let fs = s.azurite_pyarrow();
+            (s, fs)
+        }),
+        TestWarehouse::s3().map(|s| {
+            let fs = s.s3_pyarrow();
+            (s, fs)
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (store, filesystem) in &stores {
+        let config = fixture.config(store, "pyarrow");
+        let env = store.env_refs();
+        for _ in 0..2 {
+            let run = scan(&config, None, &env);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        }
+        let script = format!(
+            r#"
+import json, pyarrow.fs, pyarrow.dataset as ds
+fs = {filesystem}
+root = "vigil/warehouse"
+scans = ds.dataset(root + "/scans", filesystem=fs, format="parquet", partitioning="hive").to_table()
+files = [f for names in scans.column("files").to_pylist() for f in names]
+def count(table):
+    paths = [root + "/" + f for f in files if f.startswith(table + "/")]
+    if not paths:
+        return 0
+    return ds.dataset(paths, filesystem=fs, format="parquet",
+                      partitioning=ds.partitioning(flavor="hive"),
+                      partition_base_dir=root + "/" + table).count_rows()
+print(json.dumps({{"scans": scans.num_rows, "findings": count("findings"),
+                  "images": count("images"), "packages": count("packages")}}))
+"#
+        );
+        let output = std::process::Command::new(&python)
+            .args(["-c", &script])
+            .output()
+            .expect("run pyarrow");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        for table in ["scans", "findings", "images", "packages"] {
+            let csv = sql(&config, &format!("SELECT count(*) AS n FROM {table}"), &env);
+            let n: u64 = csv.lines().nth(1).unwrap().trim().parse().unwrap();
+            assert!(n > 0, "{table}");
+            assert_eq!(read[table], n, "{table} on {}: {read}", store.location);
+        }
+    }
+}
+
+/// A warehouse named or reached wrongly: a clear error naming it, exit 2, nothing written.
+#[test]
+fn a_warehouse_that_cannot_be_used_is_a_clear_error_and_nothing_is_written() {
+    let fixture = Fixture::new(1);
+    let expect_refused = |config: &Path, env: &[(&str, &str)], names: &str, says: &str| {
+        let run = scan(config, None, env);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(names) && run.stderr.contains(says),
+            "{}",
+            run.stderr
+        );
+    };
+    let local = TestWarehouse::local();
+    let config = fixture.config(&local, "scheme");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("warehouse = {:?}", local.location),
+        "warehouse = \"gs://bucket/w\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    expect_refused(&config, &[], "gs://bucket/w", "unsupported scheme gs://");
+
+    if let Some(store) = TestWarehouse::azurite() {
+        // A container that does not exist.
+        let config = fixture.config(&store, "container");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("az://vigil/warehouse", "az://nosuch/warehouse");
+        std::fs::write(&config, text).unwrap();
+        expect_refused(
+            &config,
+            &store.env_refs(),
+            "az://nosuch/warehouse",
+            "ContainerNotFound",
+        );
+        // Credentials the store refuses.
+        let config = fixture.config(&store, "credentials");
+        let wrong = [(
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "d3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmc=",
+        )];
+        expect_refused(
+            &config,
+            &wrong,
+            "az://vigil/warehouse",
+            "AuthenticationFailed",
+        );
+        let listed = crate::common::stores::block_on(store.warehouse.list("")).unwrap();
+        assert!(listed.is_empty(), "nothing written: {listed:?}");
+    }
+    if let Some(store) = TestWarehouse::s3() {
+        // A store that refuses conditional writes (here: told not to use them).
+        let config = fixture.config(&store, "conditional");
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "aws_conditional_put = \"etag\"",
+            "aws_conditional_put = \"disabled\"",
+        );
+        std::fs::write(&config, text).unwrap();
+        expect_refused(
+            &config,
+            &store.env_refs(),
+            "s3://vigil/warehouse",
+            "conditional writes",
+        );
+        let listed = crate::common::stores::block_on(store.warehouse.list("")).unwrap();
+        assert!(listed.is_empty(), "nothing written: {listed:?}");
+    }
+}

@@ -114,6 +114,22 @@ impl TestWarehouse {
         text
     }
 
+    /// A Python expression for a pyarrow filesystem on this Azurite.
+    pub fn azurite_pyarrow(&self) -> String {
+        match &self._server {
+            Server::Azurite(azurite) => azurite.pyarrow_filesystem(),
+            _ => panic!("not an Azurite warehouse"),
+        }
+    }
+
+    /// A Python expression for a pyarrow filesystem on this S3 server.
+    pub fn s3_pyarrow(&self) -> String {
+        match &self._server {
+            Server::S3(moto) => moto.pyarrow_filesystem(),
+            _ => panic!("not an S3 warehouse"),
+        }
+    }
+
     /// The secrets as `(name, value)` pairs for `common::vigil`'s environment.
     pub fn env_refs(&self) -> Vec<(&str, &str)> {
         self.env
