@@ -413,7 +413,7 @@ fn a_warehouse_that_cannot_be_used_is_a_clear_error_and_nothing_is_written() {
             &config,
             &wrong,
             "az://vigil/warehouse",
-            "AuthenticationFailed",
+            "AuthorizationFailure",
         );
         let listed = crate::common::stores::block_on(store.warehouse.list("")).unwrap();
         assert!(listed.is_empty(), "nothing written: {listed:?}");
