@@ -53,16 +53,20 @@ pub enum ReportError {
     Format(String),
 }
 
-/// The view definitions as run over the warehouse at `root` today, with its rules written in.
+/// The view definitions as run over `warehouse` today, with its rules written in.
 pub async fn view_statements(warehouse: &Warehouse) -> Result<Vec<String>, ReportError> {
-    let current = rules::list(warehouse, None).await?;
-    let in_force = rule_sql::in_force(&current, chrono::Utc::now().date_naive());
-    let rule_matches = format!("({})", rule_sql::rule_predicate(&current));
+    Ok(statements_with(&rules::list(warehouse, None).await?))
+}
+
+/// The view definitions with the rules `current` written in.
+fn statements_with(current: &[rules::Rule]) -> Vec<String> {
+    let in_force = rule_sql::in_force(current, chrono::Utc::now().date_naive());
+    let rule_matches = format!("({})", rule_sql::rule_predicate(current));
     let hidden_by_rules = format!("({})", rule_sql::hidden_by(&in_force));
     let rules_reach = format!("({})", rule_sql::reach(&in_force));
     let hidden_counts = rule_sql::hidden_counts(&in_force);
     // Split before the rules are written in: a rule's text may hold a `;` of its own.
-    Ok(view_templates()
+    view_templates()
         .into_iter()
         .map(|statement| {
             statement
@@ -71,7 +75,7 @@ pub async fn view_statements(warehouse: &Warehouse) -> Result<Vec<String>, Repor
                 .replace("{rules_reach}", &rules_reach)
                 .replace("{hidden_counts}", &hidden_counts)
         })
-        .collect())
+        .collect()
 }
 
 /// The statements of [`VIEWS_SQL`], comments left out, placeholders still in.
@@ -105,8 +109,9 @@ pub async fn open_session(warehouse: &Warehouse) -> Result<SessionContext, Repor
     let url = url::Url::parse(warehouse.store_url())
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     ctx.register_object_store(&url, warehouse.object_store());
-    register_tables(&ctx, warehouse).await?;
-    for statement in view_statements(warehouse).await? {
+    let rule_files = register_tables(&ctx, warehouse).await?;
+    let current = rules::list_in(warehouse, &rule_files).await?;
+    for statement in statements_with(&current) {
         ctx.sql(&statement).await?;
     }
     Ok(ctx)
@@ -151,8 +156,13 @@ fn session_config(var: impl Fn(&str) -> Option<String>) -> Result<SessionConfig,
 
 /// Registers every table of the warehouse: the files committed runs name (and `_current_images`, those of
 /// the scans since each registry's newest full crawl, which `latest_images` needs), and the append-only
-/// tables as listed, `activity` without repeated events.
-async fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(), ReportError> {
+/// tables as listed, `activity` without repeated events. Returns the `disable_rules` files, for the rules
+/// the views write in.
+async fn register_tables(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+) -> Result<Vec<PartitionFile>, ReportError> {
+    let mut rule_files = Vec::new();
     let scans = read::committed_scans(warehouse).await?;
     let mut files = read::scan_files(warehouse, &scans).await?;
     files.extend(scans.iter().map(|scan| scan.marker.clone()));
@@ -188,7 +198,7 @@ async fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<
         Table::Images,
         &read::current_files(&files, Table::Images),
     )?;
-    Ok(())
+    Ok(rule_files)
 }
 
 /// A report parameter, from its file's header.

@@ -422,9 +422,18 @@ pub async fn add(warehouse: &Warehouse, spec: RuleSpec) -> Result<Rule, RuleErro
 
 /// Every version of every rule, oldest first within a rule.
 async fn read_all(warehouse: &Warehouse) -> Result<BTreeMap<String, Vec<Rule>>, RuleError> {
+    let files = read::partition_files(warehouse, Table::DisableRules).await?;
+    read_versions(warehouse, &files).await
+}
+
+/// Every version of the rules in `files` (the `disable_rules` files, listed by the caller).
+async fn read_versions(
+    warehouse: &Warehouse,
+    files: &[read::PartitionFile],
+) -> Result<BTreeMap<String, Vec<Rule>>, RuleError> {
     let mut rules: BTreeMap<String, Vec<Rule>> = BTreeMap::new();
     // An unreadable file may be a rule: it is an error, never skipped.
-    for file in read::partition_files(warehouse, Table::DisableRules).await? {
+    for file in files {
         let bytes = warehouse
             .get(&file.key)
             .await?
@@ -609,13 +618,25 @@ pub async fn list(
     warehouse: &Warehouse,
     subscription: Option<&str>,
 ) -> Result<Vec<Rule>, RuleError> {
-    Ok(read_all(warehouse)
-        .await?
+    Ok(current(read_all(warehouse).await?)
+        .filter(|rule| subscription.is_none_or(|s| rule.spec.subscription == s))
+        .collect())
+}
+
+/// The current version of each rule in `files` that is not deleted (a session reads the rules from the
+/// files it lists for its `disable_rules` table).
+pub async fn list_in(
+    warehouse: &Warehouse,
+    files: &[read::PartitionFile],
+) -> Result<Vec<Rule>, RuleError> {
+    Ok(current(read_versions(warehouse, files).await?).collect())
+}
+
+fn current(rules: BTreeMap<String, Vec<Rule>>) -> impl Iterator<Item = Rule> {
+    rules
         .into_values()
         .filter_map(|mut versions| versions.pop())
         .filter(|rule| rule.op != RuleOp::Delete)
-        .filter(|rule| subscription.is_none_or(|s| rule.spec.subscription == s))
-        .collect())
 }
 
 /// The current version of one rule.

@@ -17,14 +17,26 @@ use tokio::task::JoinHandle;
 use super::store::{Created, Version, Warehouse};
 use super::WarehouseError;
 
-/// How long a lease holds without renewal: a run killed without releasing it blocks others this long.
-pub const LEASE_TTL: Duration = Duration::from_secs(60);
+/// How a lease on object storage is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTiming {
+    /// How long a lease holds without renewal: a run killed without releasing it blocks others this long.
+    pub ttl: Duration,
+    /// How often a held lease is renewed (well inside `ttl`).
+    pub renew_every: Duration,
+    /// How often a run waiting for a lease looks again.
+    pub poll: Duration,
+}
 
-/// How often a held lease is renewed.
-const RENEW_EVERY: Duration = Duration::from_secs(20);
-
-/// How often a run waiting for a lease looks again.
-const WAIT_POLL: Duration = Duration::from_secs(2);
+impl Default for LeaseTiming {
+    fn default() -> LeaseTiming {
+        LeaseTiming {
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_secs(20),
+            poll: Duration::from_secs(2),
+        }
+    }
+}
 
 /// A held run lock; released when dropped (or, for a file lock, when the process ends).
 #[derive(Debug)]
@@ -82,6 +94,16 @@ impl RunLock {
         scope: &[String],
         wait: bool,
     ) -> Result<Option<RunLock>, WarehouseError> {
+        RunLock::acquire_timed(warehouse, scope, wait, LeaseTiming::default()).await
+    }
+
+    /// [`RunLock::acquire`] with the lease held as `timing` says (object storage only).
+    pub async fn acquire_timed(
+        warehouse: &Warehouse,
+        scope: &[String],
+        wait: bool,
+        timing: LeaseTiming,
+    ) -> Result<Option<RunLock>, WarehouseError> {
         let at = RunLock::describe(warehouse, scope);
         let held = match warehouse.local_root() {
             Some(root) => {
@@ -91,7 +113,7 @@ impl RunLock {
                     .map_err(|e| WarehouseError::Locked(e.to_string()))??;
                 file.map(Held::File)
             }
-            None => LeaseGuard::take(warehouse, &lock_key(scope, "lease"), wait)
+            None => LeaseGuard::take(warehouse, &lock_key(scope, "lease"), wait, timing)
                 .await?
                 .map(Held::Lease),
         };
@@ -153,7 +175,7 @@ struct Lease {
 }
 
 impl Lease {
-    fn new(owner: &str) -> Lease {
+    fn new(owner: &str, ttl: Duration) -> Lease {
         Lease {
             owner: owner.to_string(),
             holder: format!(
@@ -161,7 +183,8 @@ impl Lease {
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown host".into()),
                 std::process::id()
             ),
-            expires_at: Utc::now() + chrono::Duration::from_std(LEASE_TTL).expect("a minute fits"),
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX),
         }
     }
 
@@ -185,15 +208,17 @@ impl LeaseGuard {
         warehouse: &Warehouse,
         key: &str,
         wait: bool,
+        timing: LeaseTiming,
     ) -> Result<Option<LeaseGuard>, WarehouseError> {
         let owner = format!("{:016x}", rand::random::<u64>());
         loop {
-            if let Some(version) = try_take(warehouse, key, &owner).await? {
+            if let Some(version) = try_take(warehouse, key, &owner, timing.ttl).await? {
                 let renewer = tokio::spawn(renew(
                     warehouse.clone(),
                     key.to_string(),
                     owner.clone(),
                     version,
+                    timing,
                 ));
                 return Ok(Some(LeaseGuard {
                     renewer,
@@ -206,7 +231,7 @@ impl LeaseGuard {
             if !wait {
                 return Ok(None);
             }
-            tokio::time::sleep(WAIT_POLL).await;
+            tokio::time::sleep(timing.poll).await;
         }
     }
 }
@@ -216,8 +241,9 @@ async fn try_take(
     warehouse: &Warehouse,
     key: &str,
     owner: &str,
+    ttl: Duration,
 ) -> Result<Option<Version>, WarehouseError> {
-    let lease = Lease::new(owner);
+    let lease = Lease::new(owner, ttl);
     if let Created::Yes(version) = warehouse.create(key, lease.bytes()).await? {
         return Ok(Some(version));
     }
@@ -237,12 +263,22 @@ async fn try_take(
 
 /// Renews the lease until the guard is dropped; a renewal lost to another writer stops it (the lease was
 /// taken over after expiring: the run then no longer holds it, which is logged).
-async fn renew(warehouse: Warehouse, key: String, owner: String, mut version: Version) {
+async fn renew(
+    warehouse: Warehouse,
+    key: String,
+    owner: String,
+    mut version: Version,
+    timing: LeaseTiming,
+) {
     let lease_holder = Arc::new(owner);
     loop {
-        tokio::time::sleep(RENEW_EVERY).await;
+        tokio::time::sleep(timing.renew_every).await;
         match warehouse
-            .replace(&key, Lease::new(&lease_holder).bytes(), &version)
+            .replace(
+                &key,
+                Lease::new(&lease_holder, timing.ttl).bytes(),
+                &version,
+            )
             .await
         {
             Ok(Some(next)) => version = next,

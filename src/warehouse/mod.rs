@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::matcher::{Finding, Severity};
 use crate::model::Inventory;
 pub use commit::{CommitInfo, RunRecord, Shard};
-pub use lock::RunLock;
+pub use lock::{LeaseTiming, RunLock};
 pub use schema::Table;
 pub use store::{Location, Warehouse};
 pub use write::{write_activity, write_rule_change, ActivityRow};

@@ -1017,7 +1017,60 @@ fn rules_are_viewed_changed_and_deleted_with_history(store: &TestWarehouse) {
     let _ = NaiveDate::from_ymd_opt(2026, 1, 1);
 }
 
+/// The requests of one `recommendations` session: `(gets, lists)`.
+fn session_requests(root: &Warehouse) -> (u64, u64) {
+    let counts = root.requests();
+    let (gets, lists, _, _) = counts.snapshot();
+    report(root, "recommendations", &[]);
+    let (gets_after, lists_after, _, _) = counts.snapshot();
+    (gets_after - gets, lists_after - lists)
+}
+
+/// A report session lists three folders (`scans`, and the append-only `activity` and `disable_rules`) and
+/// reads committed files only: the files of runs that never committed cost it nothing, even when they are
+/// not Parquet at all.
+fn a_report_session_reads_committed_files_only(store: &TestWarehouse) {
+    let root = &store.warehouse;
+    fixture(root);
+    block_on(rules::add(
+        root,
+        spec(|s| s.criteria.category = Some("Debian".into())),
+    ))
+    .unwrap();
+    let (gets, lists) = session_requests(root);
+    assert_eq!(
+        lists, 3,
+        "scans, activity and disable_rules are listed once each"
+    );
+    let scans = block_on(warehouse::read::committed_scans(root)).unwrap();
+    let files: usize = scans
+        .iter()
+        .map(|s| 1 + s.files.as_ref().map_or(0, Vec::len))
+        .sum::<usize>()
+        + 1;
+    // Each committed file (markers, data, the rule) is opened at most a few times: footer, pages, and a
+    // second scan of `images` by the views.
+    assert!(gets <= 4 * files as u64, "{gets} gets for {files} files");
+
+    for n in 0..20 {
+        let key = format!(
+            "findings/subscription=prod/registry=main/scan_id=29990101T000000000000Z-{n:08x}/part-0000-00000000.parquet"
+        );
+        block_on(root.put(
+            &key,
+            bytes::Bytes::from_static(b"a killed run's file, not Parquet"),
+        ))
+        .unwrap();
+    }
+    assert_eq!(
+        session_requests(root),
+        (gets, lists),
+        "uncommitted runs cost a session nothing"
+    );
+}
+
 crate::on_every_store!(
+    a_report_session_reads_committed_files_only,
     latest_views_follow_crawls_and_keep_history,
     carried_images_are_assessed_from_the_scan_that_evaluated_them,
     every_report_answers_on_the_fixture_warehouse,

@@ -213,8 +213,9 @@ fn shards_find_what_one_process_finds_on_s3() {
     shards_find_what_one_process_finds(&fixture, stores);
 }
 
-#[test]
-fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
+fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result(
+    store: impl Fn() -> Option<TestWarehouse>,
+) {
     let fixture = Fixture::new(25);
     let reference = TestWarehouse::local();
     let config = fixture.config(&reference, "reference");
@@ -227,11 +228,14 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
         "before-marker",
         "after-marker",
     ] {
-        let store = TestWarehouse::local();
+        let Some(store) = store() else {
+            return;
+        };
+        let env = store.env_refs();
         let config = fixture.config(&store, point);
         let run_id = format!("killed-{point}");
         // Shard 1 finishes first; shard 0 is killed at `point`.
-        let other = scan(&config, Some((1, 2, &run_id)), &[]);
+        let other = scan(&config, Some((1, 2, &run_id)), &env);
         assert_eq!(other.code, 0, "{}", other.stderr);
         assert!(
             other.stderr.contains("commits when shards 0 finish"),
@@ -241,13 +245,13 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
         let killed = scan(
             &config,
             Some((0, 2, &run_id)),
-            &[("VIGIL_FAULT_COMMIT", point)],
+            &[env.as_slice(), &[("VIGIL_FAULT_COMMIT", point)]].concat(),
         );
         assert_ne!(killed.code, 0, "{point}: the fault point kills the shard");
         if point == "after-marker" {
             // Killed after the commit marker: the run is committed, and a rerun has nothing to do.
-            assert_eq!(scans(&config, &[]), 1, "{point}");
-            let rerun = scan(&config, Some((0, 2, &run_id)), &[]);
+            assert_eq!(scans(&config, &env), 1, "{point}");
+            let rerun = scan(&config, Some((0, 2, &run_id)), &env);
             assert_eq!(rerun.code, 0, "{}", rerun.stderr);
             assert!(
                 rerun.stderr.contains("already committed"),
@@ -256,7 +260,7 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
             );
         } else {
             // A run missing a shard stays invisible, to `vigil commit` too.
-            assert_eq!(scans(&config, &[]), 0, "{point}: nothing visible");
+            assert_eq!(scans(&config, &env), 0, "{point}: nothing visible");
             let commit = vigil(
                 &[
                     "commit",
@@ -265,7 +269,7 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
                     "--config",
                     config.to_str().unwrap(),
                 ],
-                &[],
+                &env,
             );
             if point == "after-manifest" || point == "before-marker" {
                 // Both manifests are in place: committing by hand finishes the run.
@@ -274,12 +278,12 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
             } else {
                 assert_eq!(commit.code, 1, "{}", commit.stderr);
                 assert!(commit.stderr.contains("shards 0"), "{}", commit.stderr);
-                let rerun = scan(&config, Some((0, 2, &run_id)), &[]);
+                let rerun = scan(&config, Some((0, 2, &run_id)), &env);
                 assert_eq!(rerun.code, 0, "{}", rerun.stderr);
             }
         }
-        assert_eq!(scans(&config, &[]), 1, "{point}: exactly one scans row");
-        let got = committed(&config, &[]);
+        assert_eq!(scans(&config, &env), 1, "{point}: exactly one scans row");
+        let got = committed(&config, &env);
         assert!(
             got == expected,
             "{point}: the rerun gives what an unbroken run gives"
@@ -292,7 +296,7 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
                 "--config",
                 config.to_str().unwrap(),
             ],
-            &[],
+            &env,
         );
         assert_eq!(again.code, 0, "{}", again.stderr);
         assert!(
@@ -301,6 +305,23 @@ fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result() {
             again.stderr
         );
     }
+}
+
+#[test]
+fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result_on_a_folder() {
+    a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result(|| {
+        Some(TestWarehouse::local())
+    });
+}
+
+#[test]
+fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result_on_azurite() {
+    a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result(TestWarehouse::azurite);
+}
+
+#[test]
+fn a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result_on_s3() {
+    a_shard_killed_at_each_point_of_its_commit_is_rerun_to_the_same_result(TestWarehouse::s3);
 }
 
 /// pyarrow reads the warehouse on Azurite and on the S3 server the way the README says (the files the

@@ -2,9 +2,12 @@
 //! wrote and count the same rows; a run killed anywhere in its commit leaves nothing half-visible.
 
 use std::path::Path;
+use std::time::Duration;
 
+use crate::common::stores::{block_on, TestWarehouse};
 use crate::common::{self, vigil};
 use serde_json::Value;
+use vigil::warehouse::{LeaseTiming, RunLock};
 
 fn count(warehouse: &Path, query: &str) -> u64 {
     let run = vigil(
@@ -128,3 +131,64 @@ fn pyarrow_and_duckdb_read_the_warehouse_and_agree_with_vigil() {
     assert_eq!(read["duckdb"]["latest_findings"], latest, "{read}");
     assert_eq!(read["duckdb"]["images_with_wrong_counts"], 0, "{read}");
 }
+
+/// Run locks on every store: a held lock excludes another run of the scope (on object storage a lease,
+/// renewed while held), is free again once released, and a holder that died without releasing it (its
+/// runtime gone) blocks others only until its lease expires.
+fn run_locks_exclude_renew_and_expire(store: &TestWarehouse) {
+    let scope = vec!["prod/main".to_string()];
+    let timing = LeaseTiming {
+        ttl: Duration::from_millis(1500),
+        renew_every: Duration::from_millis(300),
+        poll: Duration::from_millis(100),
+    };
+    let warehouse = &store.warehouse;
+    let try_lock = || block_on(RunLock::acquire_timed(warehouse, &scope, false, timing)).unwrap();
+    let held = try_lock().expect("a free lock is taken");
+    assert!(try_lock().is_none(), "a held lock excludes");
+    let other = block_on(RunLock::acquire_timed(
+        warehouse,
+        &["prod/other".to_string()],
+        false,
+        timing,
+    ))
+    .unwrap();
+    assert!(other.is_some(), "another scope runs alongside");
+    // Held past its time to live: renewed, so still held.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(try_lock().is_none(), "a renewed lease still excludes");
+    block_on(held.release());
+    let taken = try_lock().expect("a released lock is free");
+    block_on(taken.release());
+
+    // A waiter gets the lock as soon as the holder releases it.
+    let held = try_lock().unwrap();
+    let waiter = std::thread::spawn({
+        let warehouse = store.reopen();
+        let scope = scope.clone();
+        move || block_on(RunLock::acquire_timed(&warehouse, &scope, true, timing)).unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!waiter.is_finished(), "the waiter waits");
+    block_on(held.release());
+    let waited = waiter.join().unwrap().expect("the waiter took the lock");
+    block_on(waited.release());
+
+    if warehouse.local_root().is_none() {
+        // A holder whose process died: its lease is neither renewed nor released.
+        let dead = tokio::runtime::Runtime::new().unwrap();
+        let gone = store.reopen();
+        let lock = dead
+            .block_on(RunLock::acquire_timed(&gone, &scope, false, timing))
+            .unwrap()
+            .unwrap();
+        std::mem::forget(lock);
+        drop(dead);
+        assert!(try_lock().is_none(), "an unexpired lease excludes");
+        std::thread::sleep(timing.ttl + Duration::from_millis(500));
+        let taken = try_lock().expect("an expired lease is taken over");
+        block_on(taken.release());
+    }
+}
+
+crate::on_every_store!(run_locks_exclude_renew_and_expire);

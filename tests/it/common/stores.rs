@@ -82,6 +82,22 @@ impl TestWarehouse {
         ))
     }
 
+    /// Another handle on the same warehouse, with clients of its own (for a second process's view, or a
+    /// runtime that is dropped).
+    pub fn reopen(&self) -> Warehouse {
+        let secrets: BTreeMap<String, String> = self
+            .env
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+            .collect();
+        Warehouse::open_with_secrets(
+            &Location::parse(&self.location),
+            &self.options.iter().cloned().collect(),
+            &secrets,
+        )
+        .expect("the test warehouse opens")
+    }
+
     fn open(
         location: &str,
         options: Vec<(String, String)>,
