@@ -173,11 +173,8 @@ async fn register_tables(
     for table in Table::ALL {
         match table {
             Table::DisableRules => {
-                register(
-                    table.name(),
-                    table,
-                    &read::partition_files(warehouse, table).await?,
-                )?;
+                rule_files = read::partition_files(warehouse, table).await?;
+                register(table.name(), table, &rule_files)?;
             }
             Table::Activity => {
                 let listed = read::partition_files(warehouse, table).await?;
