@@ -51,6 +51,8 @@ pub async fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let root = warehouse(&args.location)?;
     let params: BTreeMap<String, String> = args.params.into_iter().collect();
     let batches = report::run_report(&root, &name, &params).await?;
+    let (gets, lists, _, _) = root.requests().snapshot();
+    tracing::debug!(report = %name, gets, lists, "warehouse requests of the session");
     println!(
         "{}",
         report::format_batches(&batches, output_format(args.format))?

@@ -6,34 +6,36 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::demo_images::build_demo;
+use crate::common::stores::TestWarehouse;
 use crate::common::*;
 use serde_json::Value;
 
 const TOKEN: &str = "s3cret-webhook-token";
 
-fn config(work: &Path, registry_url: &str) -> String {
+fn config(work: &Path, registry_url: &str, store: &TestWarehouse) -> String {
     let path = work.join("vigil.toml");
     std::fs::write(
         &path,
         format!(
-            "warehouse = \"warehouse\"\nadvisory_db = \"db\"\ncache = \"cache\"\n\n[[subscription]]\nid = \"prod\"\n[[subscription.registry]]\nname = \"main\"\nurl = \"{registry_url}\"\ninsecure_http = true\n"
+            "advisory_db = \"db\"\ncache = \"cache\"\n{}\n[[subscription]]\nid = \"prod\"\n[[subscription.registry]]\nname = \"main\"\nurl = \"{registry_url}\"\ninsecure_http = true\n",
+            store.config_toml()
         ),
     )
     .unwrap();
     path.display().to_string()
 }
 
-fn sql(config: &str, query: &str) -> Vec<Value> {
-    let run = vigil(&["sql", query, "--config", config, "--format", "json"], &[]);
+fn sql(config: &str, query: &str, env: &[(&str, &str)]) -> Vec<Value> {
+    let run = vigil(&["sql", query, "--config", config, "--format", "json"], env);
     assert_eq!(run.code, 0, "{query}: {}", run.stderr);
     serde_json::from_str(run.stdout.trim()).unwrap()
 }
 
 /// Polls until `query`'s first row's `n` reaches `at_least` (events arrive asynchronously).
-fn wait_for(config: &str, query: &str, at_least: u64) -> u64 {
+fn wait_for(config: &str, query: &str, at_least: u64, env: &[(&str, &str)]) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let n = sql(config, query)[0]["n"].as_u64().unwrap_or(0);
+        let n = sql(config, query, env)[0]["n"].as_u64().unwrap_or(0);
         if n >= at_least || Instant::now() > deadline {
             return n;
         }
@@ -41,12 +43,12 @@ fn wait_for(config: &str, query: &str, at_least: u64) -> u64 {
     }
 }
 
-#[test]
-fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
+fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls(store: &TestWarehouse) {
+    let env = store.env_refs();
     let work = tempfile::tempdir().unwrap();
     // The receiver needs the registry's URL in its configuration; the registry needs the receiver's
     // address for its notifications. The receiver's config names the registry by a placeholder URL first.
-    let placeholder = config(work.path(), "http://127.0.0.1:9");
+    let placeholder = config(work.path(), "http://127.0.0.1:9", store);
     let server = Background::start(
         &[
             "events",
@@ -58,11 +60,11 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
             "--token-env",
             "HOOK_TOKEN",
         ],
-        &[("HOOK_TOKEN", TOKEN)],
+        &[env.as_slice(), &[("HOOK_TOKEN", TOKEN)]].concat(),
     );
     let registry =
         Registry::start_notifying(&format!("http://{}/events/prod/main", server.addr), TOKEN);
-    let config = config(work.path(), &registry.url());
+    let config = config(work.path(), &registry.url(), store);
 
     let layout = work.path().join("layout");
     build_demo(&layout, &|repository, tag| {
@@ -99,12 +101,14 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
         &config,
         "SELECT count(*) AS n FROM activity WHERE action = 'push'",
         2,
+        &env,
     );
     assert_eq!(pushes, 2, "one push per manifest, none per blob");
     let pulls = wait_for(
         &config,
         "SELECT count(*) AS n FROM activity WHERE action = 'pull'",
         1,
+        &env,
     );
     assert!(pulls >= 1);
 
@@ -120,13 +124,13 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
             "--config",
             &config,
         ],
-        &[],
+        &env,
     );
     assert_eq!(import.code, 0, "{}", import.stderr);
-    let scan = vigil(&["scan", "--config", &config], &[]);
+    let scan = vigil(&["scan", "--config", &config], &env);
     assert_eq!(scan.code, 0, "{}", scan.stderr);
     std::thread::sleep(Duration::from_secs(2));
-    let rows = sql(&config, "SELECT action, repository, digest, tag, user_agent FROM activity ORDER BY action, repository");
+    let rows = sql(&config, "SELECT action, repository, digest, tag, user_agent FROM activity ORDER BY action, repository", &env);
     assert!(
         rows.iter()
             .all(|r| !r["user_agent"].as_str().unwrap_or("").starts_with("vigil/")),
@@ -152,6 +156,7 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
     let images = sql(
         &config,
         "SELECT repository, pushed_at, last_pulled_at FROM latest_images ORDER BY repository",
+        &env,
     );
     let web = images
         .iter()
@@ -172,7 +177,7 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
 
     // Importing the same events again (as the registry's retries would deliver them) stores nothing new.
     let envelope = work.path().join("events.jsonl");
-    let digest = web_digest(&config);
+    let digest = web_digest(&config, &env);
     let line = format!(
         r#"{{"events":[{{"id":"manual-1","timestamp":"2026-11-01T00:00:00Z","action":"pull","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","repository":"apps/python-web"}},"request":{{"useragent":"curl/8"}}}}]}}"#
     );
@@ -189,7 +194,7 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
             "--registry",
             "main",
         ],
-        &[],
+        &env,
     );
     assert_eq!(first.code, 0, "{}", first.stderr);
     let tally: Value = serde_json::from_str(first.stdout.trim()).unwrap();
@@ -209,7 +214,7 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
             "--registry",
             "main",
         ],
-        &[],
+        &env,
     );
     let tally: Value = serde_json::from_str(again.stdout.trim()).unwrap();
     assert_eq!(
@@ -228,7 +233,7 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
             "--registry",
             "nope",
         ],
-        &[],
+        &env,
     );
     assert_eq!(unknown.code, 2);
     assert!(
@@ -244,10 +249,11 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls() {
     );
 }
 
-fn web_digest(config: &str) -> String {
+fn web_digest(config: &str, env: &[(&str, &str)]) -> String {
     sql(
         config,
         "SELECT image_digest FROM latest_images WHERE repository = 'apps/python-web'",
+        env,
     )[0]["image_digest"]
         .as_str()
         .unwrap()
@@ -257,7 +263,8 @@ fn web_digest(config: &str) -> String {
 #[test]
 fn the_receiver_refuses_wrong_tokens_and_bad_envelopes() {
     let work = tempfile::tempdir().unwrap();
-    let config = config(work.path(), "http://127.0.0.1:9");
+    let store = TestWarehouse::local();
+    let config = config(work.path(), "http://127.0.0.1:9", &store);
     let server = Background::start(
         &[
             "events",
@@ -293,3 +300,5 @@ fn the_receiver_refuses_wrong_tokens_and_bad_envelopes() {
     );
     assert_eq!(post("/events/prod/main", TOKEN, "{\"events\":[]}"), "200");
 }
+
+crate::on_every_store!(webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls);
