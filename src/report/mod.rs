@@ -108,7 +108,7 @@ pub async fn open_session(warehouse: &Warehouse) -> Result<SessionContext, Repor
     let ctx = SessionContext::new_with_config(config);
     let url = url::Url::parse(warehouse.store_url())
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    ctx.register_object_store(&url, warehouse.object_store());
+    ctx.register_object_store(&url, warehouse.session_store());
     let rule_files = register_tables(&ctx, warehouse).await?;
     let current = rules::list_in(warehouse, &rule_files).await?;
     for statement in statements_with(&current) {

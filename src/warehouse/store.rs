@@ -242,6 +242,15 @@ impl Warehouse {
         self.store.clone()
     }
 
+    /// The store for one query session: small objects fetched whole (a footer read that covered the whole
+    /// file) are kept for the session, so the page reads that follow cost no request.
+    pub fn session_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(SessionCache {
+            inner: self.store.clone(),
+            objects: std::sync::Mutex::default(),
+        })
+    }
+
     /// `file://`, `az://container` or `s3://bucket`.
     pub fn store_url(&self) -> &str {
         &self.store_url
@@ -588,6 +597,174 @@ impl ObjectStore for CountingStore {
         options: CopyOptions,
     ) -> object_store::Result<()> {
         count(&self.counts.puts);
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// Objects at most this large, once fetched whole, are kept for the session.
+const SESSION_CACHE_MAX_OBJECT: u64 = 1024 * 1024;
+
+/// A query session's view of the store: every object fetched whole and small enough is kept, and later
+/// reads of it (DataFusion reads a file's footer, then its pages) are served from memory. Only objects a
+/// single read already brought whole are kept, so the cache holds no more than the session read.
+#[derive(Debug)]
+struct SessionCache {
+    inner: Arc<CountingStore>,
+    objects: std::sync::Mutex<std::collections::HashMap<Path, (ObjectMeta, Bytes)>>,
+}
+
+impl fmt::Display for SessionCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session cache over {}", self.inner)
+    }
+}
+
+impl SessionCache {
+    fn cached(&self, location: &Path) -> Option<(ObjectMeta, Bytes)> {
+        self.objects
+            .lock()
+            .ok()
+            .and_then(|objects| objects.get(location).cloned())
+    }
+}
+
+/// The byte range `range` selects of an object of `size` bytes, as object stores interpret it.
+fn resolve_range(range: Option<&object_store::GetRange>, size: u64) -> Option<Range<u64>> {
+    use object_store::GetRange;
+    let range = match range {
+        None => 0..size,
+        Some(GetRange::Bounded(r)) => r.start..r.end.min(size),
+        Some(GetRange::Offset(start)) => *start..size,
+        Some(GetRange::Suffix(n)) => size.saturating_sub(*n)..size,
+    };
+    (range.start <= range.end && range.end <= size).then_some(range)
+}
+
+fn one_chunk(bytes: Bytes) -> object_store::GetResultPayload {
+    object_store::GetResultPayload::Stream(futures::stream::once(async move { Ok(bytes) }).boxed())
+}
+
+#[async_trait]
+impl ObjectStore for SessionCache {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        let plain = options.if_match.is_none()
+            && options.if_none_match.is_none()
+            && options.if_modified_since.is_none()
+            && options.if_unmodified_since.is_none()
+            && options.version.is_none();
+        if plain {
+            if let Some((meta, bytes)) = self.cached(location) {
+                if let Some(range) = resolve_range(options.range.as_ref(), meta.size) {
+                    let slice = bytes.slice(range.start as usize..range.end as usize);
+                    let payload = if options.head {
+                        one_chunk(Bytes::new())
+                    } else {
+                        one_chunk(slice)
+                    };
+                    return Ok(GetResult {
+                        payload,
+                        meta,
+                        range,
+                        attributes: Default::default(),
+                    });
+                }
+            }
+        }
+        let head = options.head;
+        let result = self.inner.get_opts(location, options).await?;
+        let whole = result.range.start == 0 && result.range.end == result.meta.size;
+        if !plain || head || !whole || result.meta.size > SESSION_CACHE_MAX_OBJECT {
+            return Ok(result);
+        }
+        let (meta, range, attributes) = (
+            result.meta.clone(),
+            result.range.clone(),
+            result.attributes.clone(),
+        );
+        let bytes = result.bytes().await?;
+        if let Ok(mut objects) = self.objects.lock() {
+            objects.insert(location.clone(), (meta.clone(), bytes.clone()));
+        }
+        Ok(GetResult {
+            payload: one_chunk(bytes),
+            meta,
+            range,
+            attributes,
+        })
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        if let Some((meta, bytes)) = self.cached(location) {
+            if ranges
+                .iter()
+                .all(|r| r.start <= r.end && r.end <= meta.size)
+            {
+                return Ok(ranges
+                    .iter()
+                    .map(|r| bytes.slice(r.start as usize..r.end as usize))
+                    .collect());
+            }
+        }
+        // A read from the start (DataFusion's footer read, which for a small file is the whole file) goes
+        // through `get_opts`, which keeps the object when it came whole.
+        if let [range] = ranges {
+            if range.start == 0 && range.end <= SESSION_CACHE_MAX_OBJECT {
+                let options = GetOptions {
+                    range: Some(object_store::GetRange::Bounded(range.clone())),
+                    ..GetOptions::default()
+                };
+                return Ok(vec![self.get_opts(location, options).await?.bytes().await?]);
+            }
+        }
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
 }

@@ -1048,9 +1048,12 @@ fn a_report_session_reads_committed_files_only(store: &TestWarehouse) {
         .map(|s| 1 + s.files.as_ref().map_or(0, Vec::len))
         .sum::<usize>()
         + 1;
-    // Each committed file (markers, data, the rule) is opened at most a few times: footer, pages, and a
-    // second scan of `images` by the views.
-    assert!(gets <= 4 * files as u64, "{gets} gets for {files} files");
+    // At most one get per committed file (markers, data, the rule): a small file's footer read brings it
+    // whole, and the session serves its page reads and second scans from that.
+    eprintln!(
+        "a recommendations session: {gets} gets and {lists} lists for {files} committed files"
+    );
+    assert!(gets as usize <= files, "{gets} gets for {files} files");
 
     for n in 0..20 {
         let key = format!(
