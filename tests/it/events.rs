@@ -113,20 +113,7 @@ fn webhooks_from_a_real_registry_become_activity_without_vigils_own_pulls(store:
     assert!(pulls >= 1);
 
     // Vigil's own reads of every manifest (a scan) are not use.
-    let import = vigil(
-        &[
-            "db",
-            "import",
-            repo_root()
-                .join("examples/demo/advisories")
-                .to_str()
-                .unwrap(),
-            "--config",
-            &config,
-        ],
-        &env,
-    );
-    assert_eq!(import.code, 0, "{}", import.stderr);
+    import_demo_advisories(&["--config", &config]);
     let scan = vigil(&["scan", "--config", &config], &env);
     assert_eq!(scan.code, 0, "{}", scan.stderr);
     std::thread::sleep(Duration::from_secs(2));

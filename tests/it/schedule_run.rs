@@ -301,20 +301,7 @@ fn overlapping_runs_of_one_scope_skip_or_wait() {
         &[],
         None,
     );
-    let import = vigil(
-        &[
-            "db",
-            "import",
-            repo_root()
-                .join("examples/demo/advisories")
-                .to_str()
-                .unwrap(),
-            "--config",
-            &config,
-        ],
-        &[],
-    );
-    assert_eq!(import.code, 0, "{}", import.stderr);
+    import_demo_advisories(&["--config", &config]);
 
     // Another run holds the scope's lock: this one skips and says so, successfully.
     let warehouse = work.path().join("warehouse");

@@ -22,20 +22,7 @@ fn write(work: &Path, registry_url: &str, schedules: &[(&str, &str)]) -> String 
     for (name, text) in schedules {
         std::fs::write(work.join("schedules").join(format!("{name}.toml")), text).unwrap();
     }
-    let import = vigil(
-        &[
-            "db",
-            "import",
-            repo_root()
-                .join("examples/demo/advisories")
-                .to_str()
-                .unwrap(),
-            "--config",
-            path.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(import.code, 0, "{}", import.stderr);
+    import_demo_advisories(&["--config", path.to_str().unwrap()]);
     path.display().to_string()
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::stores::TestWarehouse;
-use crate::common::{repo_root, vigil, LayoutBuilder, Run};
+use crate::common::{import_demo_advisories, repo_root, vigil, LayoutBuilder, Run};
 
 /// Generated images: repositories of 4 tags, each image a Debian base with a Python package.
 const TAGS: usize = 4;
@@ -45,20 +45,7 @@ impl Fixture {
             }
         }
         let fixture = Fixture { dir };
-        let import = vigil(
-            &[
-                "db",
-                "import",
-                repo_root()
-                    .join("examples/demo/advisories")
-                    .to_str()
-                    .unwrap(),
-                "--db",
-                fixture.db().to_str().unwrap(),
-            ],
-            &[],
-        );
-        assert_eq!(import.code, 0, "{}", import.stderr);
+        import_demo_advisories(&["--db", fixture.db().to_str().unwrap()]);
         fixture
     }
 

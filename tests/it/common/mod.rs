@@ -444,6 +444,16 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// Imports the bundled demo advisories with `vigil db import`, into the DB that `location` names
+/// (`["--config", F]` or `["--db", DIR]`).
+pub fn import_demo_advisories(location: &[&str]) {
+    let advisories = repo_root().join("examples/demo/advisories");
+    let mut args = vec!["db", "import", advisories.to_str().unwrap()];
+    args.extend_from_slice(location);
+    let import = vigil(&args, &[]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+}
+
 /// The result of running the `vigil` binary.
 pub struct Run {
     pub code: i32,
