@@ -360,11 +360,7 @@ async fn put_manifest(
     manifest: &Manifest,
     shard: Shard,
 ) -> Result<(), WarehouseError> {
-    let key = format!(
-        "{}/{}",
-        manifest_dir(&manifest.scan_id),
-        shard.manifest_name()
-    );
+    let key = manifest_key(&manifest.scan_id, shard);
     let bytes = json(manifest)?;
     if let Created::Yes(_) = warehouse.create(&key, bytes.clone()).await? {
         return Ok(());
@@ -606,7 +602,7 @@ pub async fn commit(warehouse: &Warehouse, run: &ScanRun) -> Result<CommitInfo, 
 }
 
 /// Where shard `shard` of run `scan_id` keeps its manifest.
-pub fn manifest_key(scan_id: &str, shard: Shard) -> String {
+fn manifest_key(scan_id: &str, shard: Shard) -> String {
     format!("{}/{}", manifest_dir(scan_id), shard.manifest_name())
 }
 

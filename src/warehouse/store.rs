@@ -428,16 +428,6 @@ impl Warehouse {
             Err(err) => Err(self.error(key)(err)),
         }
     }
-
-    /// Checks that the container or bucket can be reached with the credentials given: one list request.
-    pub async fn check(&self) -> Result<(), WarehouseError> {
-        let prefix = self.path("scans");
-        let mut listing = self.store.list(Some(&prefix));
-        match listing.next().await {
-            None | Some(Ok(_)) => Ok(()),
-            Some(Err(err)) => Err(self.error("")(err)),
-        }
-    }
 }
 
 /// Makes a local object durable: the file, then its folder (so the name survives a power cut).
