@@ -89,8 +89,8 @@ for round in $(seq "$rounds"); do
   local_ms+=("$(elapsed_ms recommendations "$work/after-2.toml")")
   azure_ms+=("$(elapsed_ms recommendations "$work/azure.toml")")
 done
-requests() { VIGIL_LOG=vigil=debug "$VIGIL_BIN" report recommendations --config "$1" 2>&1 >/dev/null |
-  grep 'warehouse requests' | grep -o 'gets=[0-9]* lists=[0-9]*'; }
+requests() { VIGIL_LOG=vigil=debug "$VIGIL_BIN" report recommendations --config "$1" --log-format json 2>&1 >/dev/null |
+  grep 'warehouse requests' | grep -o '"gets":[0-9]*,"lists":[0-9]*'; }
 files=$("$VIGIL_BIN" sql "SELECT sum(cardinality(files)) + count(*) AS n FROM scans" --config "$work/after-2.toml" --format csv | sed -n 2p)
 l=$(median "${local_ms[@]}"); a=$(median "${azure_ms[@]}")
 echo "recommendations on Azurite: ${a} ms, on the local folder: ${l} ms: $(python3 -c "print(f'{$a/$l:.2f}')")x (target <= 3x)"

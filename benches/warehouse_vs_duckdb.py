@@ -26,6 +26,10 @@ def session(spec):
                 f"hive_types = {{'scan_id': VARCHAR}}) WHERE scan_id IN ({ids})")
     path = os.path.join(root, "disable_rules", "*.parquet")
     con.execute(f"CREATE VIEW disable_rules AS SELECT * FROM read_parquet('{path}')")
+    # Vigil registers these two over the files of the scans since each registry's newest full crawl; over
+    # every committed file they give the same rows to the views.
+    con.execute("CREATE VIEW _current_images AS SELECT * FROM images")
+    con.execute("CREATE VIEW _current_crawls AS SELECT * FROM crawls")
     for statement in spec["views"]:
         con.execute(statement)
     return con

@@ -154,8 +154,9 @@ fn session_config(var: impl Fn(&str) -> Option<String>) -> Result<SessionConfig,
         .with_default_catalog_and_schema("vigil", "warehouse"))
 }
 
-/// Registers every table of the warehouse: the files committed runs name (and `_current_images`, those of
-/// the scans since each registry's newest full crawl, which `latest_images` needs), and the append-only
+/// Registers every table of the warehouse: the files committed runs name (and, for `latest_images`,
+/// `_current_images`, those of the scans since each registry's newest full crawl, and `_current_crawls`,
+/// the files of those crawls), and the append-only
 /// tables as listed, `activity` without repeated events. Returns the `disable_rules` files, for the rules
 /// the views write in.
 async fn register_tables(
@@ -194,6 +195,11 @@ async fn register_tables(
         "_current_images",
         Table::Images,
         &read::current_files(&files, Table::Images),
+    )?;
+    register(
+        "_current_crawls",
+        Table::Crawls,
+        &read::newest_crawl_files(&files),
     )?;
     Ok(rule_files)
 }

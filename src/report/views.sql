@@ -6,8 +6,8 @@
 
 -- The newest scan of each image that still exists: an image missing from a later full crawl of its
 -- registry no longer exists. Scan ids sort by start time. `_current_images` holds only the images rows of
--- the scans since each registry's newest full crawl (the session picks their files), so this view reads
--- no more as history grows.
+-- the scans since each registry's newest full crawl, and `_current_crawls` those crawls (the session picks
+-- their files), so this view reads no more as history grows.
 CREATE VIEW latest_images AS
 SELECT i.* FROM _current_images i
 JOIN (
@@ -15,7 +15,7 @@ JOIN (
     FROM _current_images im
     LEFT JOIN (
         SELECT subscription AS c_subscription, registry AS c_registry, max(crawled_at) AS c_crawled_at
-        FROM crawls GROUP BY subscription, registry
+        FROM _current_crawls GROUP BY subscription, registry
     ) c ON im.subscription = c.c_subscription AND im.registry = c.c_registry
     WHERE c.c_crawled_at IS NULL OR im.scanned_at >= c.c_crawled_at
     GROUP BY im.image_id

@@ -517,7 +517,7 @@ pub async fn commit_by_id(
 /// Removes data files no committed run and no live manifest names: those of this run's earlier attempts
 /// and of runs killed before they committed.
 async fn remove_orphans(warehouse: &Warehouse) -> Result<u64, WarehouseError> {
-    let committed = super::read::committed_scans(warehouse).await?;
+    let committed = super::read::committed_scans_checkpointed(warehouse).await?;
     let mut named: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for scan in &committed {
         if let Some(files) = &scan.files {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use serde::{Deserialize, Serialize};
 
 use super::schema::{timestamp, Table, FINDING_COUNT_COLUMNS};
 use super::store::Warehouse;
@@ -458,8 +459,34 @@ pub struct CommittedScan {
 /// Objects read at once.
 const READ_CONCURRENCY: usize = 16;
 
-/// The committed runs, by scan id (oldest first): one list of `scans/` and one read per row.
+/// Commits write a checkpoint once this many committed runs are not in the newest one.
+const CHECKPOINT_EVERY: usize = 32;
+
+/// The folder of the checkpoints: `scans-<newest scan id>.json`, each listing the committed runs up to that
+/// one as their `scans` rows name them. A reader reads the newest checkpoint and only the rows of runs
+/// committed after it, so opening the warehouse does not cost a read per run ever committed. The rows stay
+/// the truth: a checkpoint only repeats them, and one that cannot be read is passed over.
+const CHECKPOINTS: &str = "_checkpoints";
+
+/// One committed run as a checkpoint keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointScan {
+    scan_id: String,
+    marker_key: String,
+    marker_size: u64,
+    files: Option<Vec<(String, u64)>>,
+}
+
+/// The committed runs, by scan id (oldest first): one list of `scans/`, the newest checkpoint, and one
+/// read per row committed after it.
 pub async fn committed_scans(warehouse: &Warehouse) -> Result<Vec<CommittedScan>, WarehouseError> {
+    Ok(committed_scans_counted(warehouse).await?.0)
+}
+
+/// [`committed_scans`], and how many of them were read from their rows (not from a checkpoint).
+async fn committed_scans_counted(
+    warehouse: &Warehouse,
+) -> Result<(Vec<CommittedScan>, usize), WarehouseError> {
     let markers: Vec<(String, String, u64)> = warehouse
         .list(Table::Scans.name())
         .await?
@@ -471,29 +498,109 @@ pub async fn committed_scans(warehouse: &Warehouse) -> Result<Vec<CommittedScan>
                 .then(|| (unescape_partition_value(id), key.clone(), meta.size))
         })
         .collect();
-    let reads: Vec<_> = markers
+    let mut known: HashMap<String, CheckpointScan> = newest_checkpoint(warehouse)
+        .await?
         .into_iter()
-        .map(|(scan_id, key, size)| async move {
-            let file = PartitionFile {
-                table: Table::Scans,
-                values: vec![scan_id.clone()],
-                path: PathBuf::from(warehouse.describe(&key)),
-                key,
-                size,
-            };
+        .map(|scan| (scan.scan_id.clone(), scan))
+        .collect();
+    let marker_file = |scan_id: &str, key: String, size: u64| PartitionFile {
+        table: Table::Scans,
+        values: vec![scan_id.to_string()],
+        path: PathBuf::from(warehouse.describe(&key)),
+        key,
+        size,
+    };
+    let mut scans = Vec::new();
+    let mut unread = Vec::new();
+    for (scan_id, key, size) in markers {
+        match known.remove(&scan_id) {
+            Some(scan) if scan.marker_key == key => scans.push(CommittedScan {
+                marker: marker_file(&scan_id, key, scan.marker_size),
+                scan_id,
+                files: scan.files,
+            }),
+            _ => unread.push(marker_file(&scan_id, key, size)),
+        }
+    }
+    let read_from_rows = unread.len();
+    let reads: Vec<_> = unread
+        .into_iter()
+        .map(|file| async move {
             let batches = read_batches(warehouse, &file, &["files", "file_sizes"]).await?;
             Ok::<_, WarehouseError>(CommittedScan {
-                scan_id,
+                scan_id: file.values[0].clone(),
                 files: marker_files(&batches, &file.path)?,
                 marker: file,
             })
         })
         .collect();
-    let mut scans: Vec<CommittedScan> = stream::iter(reads)
+    let read: Vec<CommittedScan> = stream::iter(reads)
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await?;
+    scans.extend(read);
     scans.sort_by(|a, b| a.scan_id.cmp(&b.scan_id));
+    Ok((scans, read_from_rows))
+}
+
+/// The runs the newest readable checkpoint lists; none when there is none.
+async fn newest_checkpoint(warehouse: &Warehouse) -> Result<Vec<CheckpointScan>, WarehouseError> {
+    let mut keys: Vec<String> = warehouse
+        .list(CHECKPOINTS)
+        .await?
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.ends_with(".json"))
+        .collect();
+    keys.sort();
+    while let Some(key) = keys.pop() {
+        let Some(bytes) = warehouse.get(&key).await? else {
+            continue;
+        };
+        match serde_json::from_slice::<Vec<CheckpointScan>>(&bytes) {
+            Ok(scans) => return Ok(scans),
+            Err(err) => {
+                tracing::warn!(checkpoint = %warehouse.describe(&key), "passed over: {err}")
+            }
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// The committed runs, for a commit that has just created its marker: when enough of them were read from
+/// their rows, a new checkpoint is written (and all but the two newest removed).
+pub async fn committed_scans_checkpointed(
+    warehouse: &Warehouse,
+) -> Result<Vec<CommittedScan>, WarehouseError> {
+    let (scans, read_from_rows) = committed_scans_counted(warehouse).await?;
+    let Some(newest) = scans.last() else {
+        return Ok(scans);
+    };
+    if read_from_rows >= CHECKPOINT_EVERY {
+        let checkpoint: Vec<CheckpointScan> = scans
+            .iter()
+            .map(|scan| CheckpointScan {
+                scan_id: scan.scan_id.clone(),
+                marker_key: scan.marker.key.clone(),
+                marker_size: scan.marker.size,
+                files: scan.files.clone(),
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&checkpoint).expect("plain data serializes");
+        let key = format!("{CHECKPOINTS}/scans-{}.json", newest.scan_id);
+        warehouse.put(&key, bytes.into()).await?;
+        let mut old: Vec<String> = warehouse
+            .list(CHECKPOINTS)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        old.sort();
+        old.truncate(old.len().saturating_sub(2));
+        for key in old {
+            warehouse.delete(&key).await?;
+        }
+    }
     Ok(scans)
 }
 
@@ -627,13 +734,7 @@ pub async fn scan_files(
 /// The files of `table` from the scans since each registry's newest full crawl (every scan of a
 /// registry never crawled in full). Scan ids sort by start time, and a crawl is dated by its run's.
 pub fn current_files(files: &[PartitionFile], table: Table) -> Vec<PartitionFile> {
-    let mut crawled: BTreeMap<(&str, &str), &str> = BTreeMap::new();
-    for file in files.iter().filter(|f| f.table == Table::Crawls) {
-        let scan = crawled
-            .entry((file.values[0].as_str(), file.values[1].as_str()))
-            .or_insert(file.values[2].as_str());
-        *scan = (*scan).max(file.values[2].as_str());
-    }
+    let crawled = newest_crawls(files);
     files
         .iter()
         .filter(|f| f.table == table)
@@ -641,6 +742,32 @@ pub fn current_files(files: &[PartitionFile], table: Table) -> Vec<PartitionFile
             crawled
                 .get(&(f.values[0].as_str(), f.values[1].as_str()))
                 .is_none_or(|since| f.values[2].as_str() >= *since)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The scan of each registry's newest full crawl, by (subscription, registry).
+fn newest_crawls(files: &[PartitionFile]) -> BTreeMap<(&str, &str), &str> {
+    let mut crawled: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for file in files.iter().filter(|f| f.table == Table::Crawls) {
+        let scan = crawled
+            .entry((file.values[0].as_str(), file.values[1].as_str()))
+            .or_insert(file.values[2].as_str());
+        *scan = (*scan).max(file.values[2].as_str());
+    }
+    crawled
+}
+
+/// The `crawls` files of each registry's newest full crawl: all the latest views need of `crawls`.
+pub fn newest_crawl_files(files: &[PartitionFile]) -> Vec<PartitionFile> {
+    let crawled = newest_crawls(files);
+    files
+        .iter()
+        .filter(|f| {
+            f.table == Table::Crawls
+                && crawled.get(&(f.values[0].as_str(), f.values[1].as_str()))
+                    == Some(&f.values[2].as_str())
         })
         .cloned()
         .collect()
@@ -1043,5 +1170,44 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_spares_reading_every_run_and_never_hides_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::local(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..CHECKPOINT_EVERY + 3 {
+            let id = format!("s{n:03}");
+            let at = format!("2026-01-01T00:{:02}:{:02}Z", n / 60, n % 60);
+            commit(
+                &warehouse,
+                &run(&id, &at, vec![image(CoverageStatus::Complete, &["flask"])]),
+            )
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        let checkpoints = warehouse.list(CHECKPOINTS).await.unwrap();
+        assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+        let (scans, read_from_rows) = committed_scans_counted(&warehouse).await.unwrap();
+        let listed: Vec<&str> = scans.iter().map(|s| s.scan_id.as_str()).collect();
+        assert_eq!(
+            listed, ids,
+            "every committed run, the newer ones from their rows"
+        );
+        assert!(
+            read_from_rows < CHECKPOINT_EVERY,
+            "{read_from_rows} rows read"
+        );
+        assert!(scans
+            .iter()
+            .all(|s| s.files.as_ref().is_some_and(|f| !f.is_empty())));
+
+        // A checkpoint that cannot be read is passed over: the rows are the truth.
+        std::fs::write(dir.path().join(&checkpoints[0].0), b"{not json").unwrap();
+        let (again, read_from_rows) = committed_scans_counted(&warehouse).await.unwrap();
+        assert_eq!(again.len(), ids.len());
+        assert_eq!(read_from_rows, ids.len());
     }
 }

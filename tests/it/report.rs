@@ -1026,7 +1026,8 @@ fn session_requests(root: &Warehouse) -> (u64, u64) {
     (gets_after - gets, lists_after - lists)
 }
 
-/// A report session lists three folders (`scans`, and the append-only `activity` and `disable_rules`) and
+/// A report session lists four folders (`scans`, `_checkpoints`, and the append-only `activity` and
+/// `disable_rules`) and
 /// reads committed files only: the files of runs that never committed cost it nothing, even when they are
 /// not Parquet at all.
 fn a_report_session_reads_committed_files_only(store: &TestWarehouse) {
@@ -1039,8 +1040,8 @@ fn a_report_session_reads_committed_files_only(store: &TestWarehouse) {
     .unwrap();
     let (gets, lists) = session_requests(root);
     assert_eq!(
-        lists, 3,
-        "scans, activity and disable_rules are listed once each"
+        lists, 4,
+        "scans, _checkpoints, activity and disable_rules are listed once each"
     );
     let scans = block_on(warehouse::read::committed_scans(root)).unwrap();
     let files: usize = scans
