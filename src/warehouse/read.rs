@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -487,17 +488,10 @@ pub async fn committed_scans(warehouse: &Warehouse) -> Result<Vec<CommittedScan>
 async fn committed_scans_counted(
     warehouse: &Warehouse,
 ) -> Result<(Vec<CommittedScan>, usize), WarehouseError> {
-    let markers: Vec<(String, String, u64)> = warehouse
-        .list(Table::Scans.name())
-        .await?
-        .into_iter()
-        .filter_map(|(key, meta)| {
-            let mut parts = key.split('/').skip(1);
-            let id = parts.next()?.strip_prefix("scan_id=")?;
-            (parts.next()? == "part-0.parquet" && parts.next().is_none())
-                .then(|| (unescape_partition_value(id), key.clone(), meta.size))
-        })
-        .collect();
+    // One listing of the run folders, not of every object below them: a checkpointed run's marker is
+    // known to exist, and the newer ones are read anyway (a folder without its marker yet is a commit
+    // under way, not a committed run).
+    let folders = warehouse.list_folders(Table::Scans.name()).await?;
     let mut known: HashMap<String, CheckpointScan> = newest_checkpoint(warehouse)
         .await?
         .into_iter()
@@ -512,32 +506,46 @@ async fn committed_scans_counted(
     };
     let mut scans = Vec::new();
     let mut unread = Vec::new();
-    for (scan_id, key, size) in markers {
+    for folder in folders {
+        let Some(id) = folder
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.strip_prefix("scan_id="))
+        else {
+            continue;
+        };
+        let scan_id = unescape_partition_value(id);
+        let key = format!("{folder}/part-0.parquet");
         match known.remove(&scan_id) {
             Some(scan) if scan.marker_key == key => scans.push(CommittedScan {
                 marker: marker_file(&scan_id, key, scan.marker_size),
                 scan_id,
                 files: scan.files,
             }),
-            _ => unread.push(marker_file(&scan_id, key, size)),
+            _ => unread.push((scan_id, key)),
         }
     }
-    let read_from_rows = unread.len();
     let reads: Vec<_> = unread
         .into_iter()
-        .map(|file| async move {
-            let batches = read_batches(warehouse, &file, &["files", "file_sizes"]).await?;
-            Ok::<_, WarehouseError>(CommittedScan {
-                scan_id: file.values[0].clone(),
+        .map(|(scan_id, key)| async move {
+            let Some(bytes) = warehouse.get(&key).await? else {
+                return Ok(None);
+            };
+            let file = marker_file(&scan_id, key, bytes.len() as u64);
+            let batches = batches_of(bytes, &file, &["files", "file_sizes"])?;
+            Ok::<_, WarehouseError>(Some(CommittedScan {
+                scan_id,
                 files: marker_files(&batches, &file.path)?,
                 marker: file,
-            })
+            }))
         })
         .collect();
     let read: Vec<CommittedScan> = stream::iter(reads)
         .buffered(READ_CONCURRENCY)
+        .try_filter_map(|scan| async move { Ok(scan) })
         .try_collect()
         .await?;
+    let read_from_rows = read.len();
     scans.extend(read);
     scans.sort_by(|a, b| a.scan_id.cmp(&b.scan_id));
     Ok((scans, read_from_rows))
@@ -818,6 +826,19 @@ async fn read_batches(
         .get(&file.key)
         .await?
         .ok_or_else(|| corrupt("named by a committed run but missing".into()))?;
+    batches_of(bytes, file, columns)
+}
+
+/// The `columns` of the Parquet file `file` whose bytes are `bytes`.
+fn batches_of(
+    bytes: Bytes,
+    file: &PartitionFile,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, WarehouseError> {
+    let corrupt = |message: String| WarehouseError::Corrupt {
+        path: file.path.clone(),
+        message,
+    };
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(e.to_string()))?;
     // Vigil's files are flat: each top-level Arrow field is one root column of the Parquet schema.
@@ -1209,5 +1230,28 @@ mod tests {
         let (again, read_from_rows) = committed_scans_counted(&warehouse).await.unwrap();
         assert_eq!(again.len(), ids.len());
         assert_eq!(read_from_rows, ids.len());
+    }
+
+    #[tokio::test]
+    async fn a_run_folder_without_its_marker_is_not_a_committed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::local(dir.path()).unwrap();
+        commit(
+            &warehouse,
+            &run(
+                "s1",
+                "2026-01-01T00:00:00Z",
+                vec![image(CoverageStatus::Complete, &["flask"])],
+            ),
+        )
+        .await
+        .unwrap();
+        // A commit under way: its folder exists, its marker is still a staging file.
+        let folder = dir.path().join("scans/scan_id=s2");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("part-0.parquet#1"), b"half").unwrap();
+        let scans = committed_scans(&warehouse).await.unwrap();
+        let ids: Vec<&str> = scans.iter().map(|s| s.scan_id.as_str()).collect();
+        assert_eq!(ids, ["s1"]);
     }
 }

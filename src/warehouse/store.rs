@@ -421,6 +421,23 @@ impl Warehouse {
         Ok(out)
     }
 
+    /// The folders directly under `key_prefix`, as keys: one listing with a delimiter, which neither
+    /// descends into them nor reads what they hold.
+    pub async fn list_folders(&self, key_prefix: &str) -> Result<Vec<String>, WarehouseError> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path(key_prefix)))
+            .await
+            .map_err(self.error(key_prefix))?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|prefix| self.key_of(prefix))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Deletes `key`; one already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), WarehouseError> {
         match self.store.delete(&self.path(key)).await {
