@@ -818,15 +818,18 @@ async fn read_batches(
     file: &PartitionFile,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>, WarehouseError> {
-    let corrupt = |message: String| WarehouseError::Corrupt {
-        path: file.path.clone(),
-        message,
-    };
     let bytes = warehouse
         .get(&file.key)
         .await?
-        .ok_or_else(|| corrupt("named by a committed run but missing".into()))?;
+        .ok_or_else(|| corrupt(file, "named by a committed run but missing".into()))?;
     batches_of(bytes, file, columns)
+}
+
+fn corrupt(file: &PartitionFile, message: String) -> WarehouseError {
+    WarehouseError::Corrupt {
+        path: file.path.clone(),
+        message,
+    }
 }
 
 /// The `columns` of the Parquet file `file` whose bytes are `bytes`.
@@ -835,10 +838,7 @@ fn batches_of(
     file: &PartitionFile,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>, WarehouseError> {
-    let corrupt = |message: String| WarehouseError::Corrupt {
-        path: file.path.clone(),
-        message,
-    };
+    let corrupt = |message: String| corrupt(file, message);
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(e.to_string()))?;
     // Vigil's files are flat: each top-level Arrow field is one root column of the Parquet schema.
