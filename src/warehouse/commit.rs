@@ -124,8 +124,11 @@ fn manifest_dir(scan_id: &str) -> String {
     format!("_manifests/scan_id={scan_id}")
 }
 
+/// The file name of a run's commit marker inside its `scans` folder.
+pub(super) const MARKER_FILE: &str = "part-0.parquet";
+
 fn marker_key(scan_id: &str) -> String {
-    partition_key(Table::Scans, &[scan_id]) + "/part-0.parquet"
+    format!("{}/{MARKER_FILE}", partition_key(Table::Scans, &[scan_id]))
 }
 
 /// Joins run `run_id` as one of `shards` (creating its record if this shard is the first), or starts a

@@ -15,6 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
 
+use super::commit::MARKER_FILE;
 use super::schema::{timestamp, Table, FINDING_COUNT_COLUMNS};
 use super::store::Warehouse;
 use super::{unescape_partition_value, FindingCounts, WarehouseError};
@@ -515,7 +516,7 @@ async fn committed_scans_counted(
             continue;
         };
         let scan_id = unescape_partition_value(id);
-        let key = format!("{folder}/part-0.parquet");
+        let key = format!("{folder}/{MARKER_FILE}");
         match known.remove(&scan_id) {
             Some(scan) if scan.marker_key == key => scans.push(CommittedScan {
                 marker: marker_file(&scan_id, key, scan.marker_size),
